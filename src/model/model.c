@@ -1,0 +1,180 @@
+/* model.c: loading one policy version and running the request path on it. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "core/time.h"
+#include "model/artifact.h"
+#include "model/example.h"
+#include "model/onnx.h"
+
+static crl_status model_new(crl_model_t **out, crl_err *err) {
+    crl_model_t *m = calloc(1, sizeof(*m));
+    if (m == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory");
+    atomic_init(&m->refs, 1);
+    *out = m;
+    return CRL_OK;
+}
+
+crl_model_t *crl_model_ref(crl_model_t *m) {
+    if (m) atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+void crl_model_unref(crl_model_t *m) {
+    if (m == NULL) return;
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
+    crl_card_free(m->card);
+    crl_nn_graph_free(m->graph);
+    free(m);
+}
+
+/* Shapes the serving path relies on: [speed, steering, sensors...] in, >= 3 actions out. */
+static crl_status check_shapes(crl_model_t *m, crl_err *err) {
+    m->in_width = crl_nn_graph_input_width(m->graph);
+    m->out_width = crl_nn_graph_output_width(m->graph);
+    if (m->in_width < 3)
+        return crl_err_set(err, CRL_ESHAPE,
+                           "model input width %zu: a policy needs at least 3 features "
+                           "(speed, steering, one sensor)",
+                           m->in_width);
+    if (m->out_width < CRL_ACTIONS)
+        return crl_err_set(err, CRL_ESHAPE,
+                           "model output width %zu: a policy must output at least 3 values "
+                           "(throttle, brake, steer)",
+                           m->out_width);
+    if (m->card->input_width >= 0 && (size_t)m->card->input_width != m->in_width)
+        return crl_err_set(err, CRL_ESHAPE,
+                           "model_card.yaml input_shape says %ld features but the model takes %zu",
+                           m->card->input_width, m->in_width);
+    m->n_sensors = m->in_width - 2;
+    return CRL_OK;
+}
+
+/* One forward pass on a typical observation, so the first request pays no first-touch cost and
+ * a model that cannot run is rejected at load, not at the first request. */
+static crl_status model_warm(crl_model_t *m, crl_err *err) {
+    uint64_t t0 = crl_time_mono_ns();
+    crl_nn_ws_t *ws = NULL;
+    crl_status st = crl_nn_ws_new(m->graph, 1, &ws);
+    if (st != CRL_OK) return crl_err_prefix(err, st, "warm-up");
+    float *x = calloc(m->in_width + m->out_width, sizeof(float));
+    if (x == NULL) {
+        crl_nn_ws_free(ws);
+        return crl_err_set(err, CRL_ENOMEM, "out of memory");
+    }
+    x[0] = 25.0f;
+    for (size_t i = 2; i < m->in_width; i++)
+        x[i] = 0.5f;
+    st = crl_nn_run(m->graph, ws, x, 1, x + m->in_width);
+    for (size_t i = 0; st == CRL_OK && i < m->out_width; i++)
+        if (isnan(x[m->in_width + i]))
+            st = crl_err_set(err, CRL_ERANGE, "warm-up forward pass produced NaN");
+    free(x);
+    crl_nn_ws_free(ws);
+    m->warmup_seconds = (double)(crl_time_mono_ns() - t0) * 1e-9;
+    return st;
+}
+
+static int file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+crl_status crl_model_load_dir(const char *dir, const char *label, crl_model_t **out, crl_err *err) {
+    uint64_t t0 = crl_time_mono_ns();
+    crl_model_t *m = NULL;
+    char path[PATH_MAX + 64];
+    crl_status st = model_new(&m, err);
+    if (st != CRL_OK) return st;
+    snprintf(m->dir, sizeof(m->dir), "%s", dir);
+    snprintf(m->version, sizeof(m->version), "%s", label);
+
+    snprintf(path, sizeof(path), "%s/model_card.yaml", dir);
+    if ((st = crl_card_load(path, &m->card, err)) != CRL_OK) goto out;
+    crl_semver_t dirv, cardv;
+    if (crl_semver_parse(label, &dirv) == CRL_OK &&
+        crl_semver_parse(m->card->version, &cardv) == CRL_OK &&
+        crl_semver_cmp(&dirv, &cardv) != 0) {
+        st = crl_err_set(err, CRL_EINVAL, "%s: version '%s' does not match the directory '%s'",
+                         path, m->card->version, label);
+        goto out;
+    }
+    if ((st = crl_artifact_verify(dir, m->card, err)) != CRL_OK) goto out; /* names the file */
+    snprintf(path, sizeof(path), "%s/%s", dir, m->card->model_filename);
+    if ((st = crl_onnx_load_file(path, &m->graph, err)) != CRL_OK) {
+        crl_err_prefix(err, st, "%s", path);
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, m->card->preprocessor_filename);
+    if (file_exists(path)) {
+        if ((st = crl_preproc_load(path, &m->pre, err)) != CRL_OK) goto out;
+    } else {
+        crl_preproc_minimal(&m->pre);
+    }
+    if ((st = check_shapes(m, err)) != CRL_OK) {
+        crl_err_prefix(err, st, "%s", dir);
+        goto out;
+    }
+    if ((st = model_warm(m, err)) != CRL_OK) {
+        crl_err_prefix(err, st, "%s", dir);
+        goto out;
+    }
+    m->load_seconds = (double)(crl_time_mono_ns() - t0) * 1e-9;
+out:
+    if (st != CRL_OK) {
+        crl_model_unref(m);
+        m = NULL;
+    }
+    *out = m;
+    return st;
+}
+
+crl_status crl_model_load_builtin(crl_model_t **out, crl_err *err) {
+    uint64_t t0 = crl_time_mono_ns();
+    crl_model_t *m = NULL;
+    crl_status st = model_new(&m, err);
+    if (st != CRL_OK) return st;
+    m->builtin = 1;
+    snprintf(m->version, sizeof(m->version), "%s", CRL_EXAMPLE_VERSION);
+    if ((st = crl_example_card(&m->card, err)) != CRL_OK) goto out;
+    if ((st = crl_example_graph(&m->graph, err)) != CRL_OK) goto out;
+    crl_example_preproc(&m->pre);
+    if ((st = check_shapes(m, err)) != CRL_OK) goto out;
+    if ((st = model_warm(m, err)) != CRL_OK) goto out;
+    m->load_seconds = (double)(crl_time_mono_ns() - t0) * 1e-9;
+out:
+    if (st != CRL_OK) {
+        crl_model_unref(m);
+        m = NULL;
+    }
+    *out = m;
+    return st;
+}
+
+static inline float clampf(float v, float lo, float hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+crl_status crl_model_predict(const crl_model_t *m, crl_nn_ws_t *ws, const crl_predict_req_t *req,
+                             float *x, float *y, float *actions, crl_err *err) {
+    crl_preproc_apply(&m->pre, req, m->in_width - 2, x);
+    crl_status st = crl_nn_run(m->graph, ws, x, req->n, y);
+    if (st != CRL_OK) return crl_err_set(err, st, "forward pass failed");
+    const float *lo = m->card->action_lo, *hi = m->card->action_hi;
+    for (size_t r = 0; r < req->n; r++) {
+        const float *row = y + r * m->out_width;
+        for (int a = 0; a < CRL_ACTIONS; a++) {
+            if (isnan(row[a]))
+                return crl_err_set(err, CRL_ERANGE, "model output %d of observation %zu is NaN", a,
+                                   r);
+            actions[r * CRL_ACTIONS + (size_t)a] = clampf(row[a], lo[a], hi[a]);
+        }
+    }
+    return CRL_OK;
+}

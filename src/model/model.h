@@ -1,0 +1,78 @@
+/* model.h: a loaded policy version (card + network + preprocessor), immutable and ref-counted,
+ * and the registry that selects, loads and publishes the current one.
+ *
+ * Hot path: workers keep their own reference and compare crl_registry_generation() (one relaxed
+ * load) on each request; only when it changes do they take the registry lock to swap. A model dies
+ * with its last reference, so a swap never frees a network a request is still using. */
+#ifndef CRL_MODEL_MODEL_H
+#define CRL_MODEL_MODEL_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "core/status.h"
+#include "model/card.h"
+#include "model/preproc.h"
+#include "model/semver.h"
+#include "nn/graph.h"
+
+typedef struct crl_model {
+    atomic_int refs;
+    char version[CRL_SEMVER_MAX + 2]; /* "v1.2.3[-pre][+build]" */
+    char dir[PATH_MAX];               /* "" for the built-in example */
+    int builtin;
+    crl_card_t *card;
+    crl_nn_graph_t *graph;
+    crl_preproc_t pre;
+    size_t in_width, out_width;
+    size_t n_sensors; /* in_width - 2: the sensor count a request must have */
+    double load_seconds;
+    double warmup_seconds;
+} crl_model_t;
+
+/* Loads ARTIFACT_DIR/<version dir>: card, hashes, ONNX graph, preprocessor (optional file), shape
+ * checks, and one warm-up forward pass. `label` is the version string to report. */
+crl_status crl_model_load_dir(const char *dir, const char *label, crl_model_t **out, crl_err *err);
+/* The built-in example policy as version v0.1.0 (warmed). */
+crl_status crl_model_load_builtin(crl_model_t **out, crl_err *err);
+crl_model_t *crl_model_ref(crl_model_t *m);
+void crl_model_unref(crl_model_t *m); /* NULL-safe */
+
+/* Runs the full request path (preprocess, forward, clip) on rows already parsed.
+ * x: scratch [n x in_width], y: scratch [n x out_width], actions: [n x 3] out.
+ * Returns CRL_ERANGE when an output is NaN. */
+crl_status crl_model_predict(const crl_model_t *m, crl_nn_ws_t *ws, const crl_predict_req_t *req,
+                             float *x, float *y, float *actions, crl_err *err);
+
+/* A version directory found under the artifact root. */
+typedef struct crl_version_entry {
+    crl_semver_t semver;
+    char label[CRL_SEMVER_MAX + 2]; /* normalised "v..." */
+    char dir[PATH_MAX];
+} crl_version_entry_t;
+
+/* Lists subdirectories of root whose names parse as semver and that hold a model_card.yaml,
+ * newest first. Never writes to root. CRL_ENOTFOUND when root does not exist. *out is malloc'd. */
+crl_status crl_versions_scan(const char *root, crl_version_entry_t **out, size_t *n, crl_err *err);
+
+typedef struct crl_registry_opts {
+    const char *artifact_dir; /* default "artifacts" */
+    const char *pin;          /* MODEL_VERSION or NULL/"" */
+} crl_registry_opts_t;
+
+/* Start-up selection (original-system.md §3.3, with its bugs fixed): the pinned version if it
+ * exists, else the newest stable, else the newest prerelease; a version that fails to load is
+ * logged (file and reason) and the next candidate tried. No artifact root, or no version in it:
+ * the built-in example. Sets the current model (or none, when every candidate failed).
+ * `strategy_out` (may be NULL) receives a static description for /versions. */
+crl_status crl_registry_load_startup(const crl_registry_opts_t *o, const char **strategy_out,
+                                     crl_err *err);
+/* Replaces the current model (m may be NULL); takes its own reference. */
+void crl_registry_publish(crl_model_t *m);
+/* The current model with a new reference, or NULL. */
+crl_model_t *crl_registry_acquire(void);
+unsigned crl_registry_generation(void);
+void crl_registry_shutdown(void); /* drops the registry's reference */
+
+#endif

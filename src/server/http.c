@@ -1,0 +1,220 @@
+/* http.c: response plumbing shared by every endpoint: request ids, the error envelope, CORS and
+ * trusted hosts (original-system.md §1.3, §1.4). */
+#include "server/internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/time.h"
+#include "json/write.h"
+
+static h2o_generator_t k_generator = {NULL, NULL};
+
+static int list_has_star(const crl_str_list_t *l) {
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->items[i], "*") == 0) return 1;
+    return 0;
+}
+
+static int origin_allowed(h2o_iovec_t origin) {
+    const crl_str_list_t *l = &crl__srv.opts->cors_origins;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->items[i], "*") == 0 || (strlen(l->items[i]) == origin.len &&
+                                              memcmp(l->items[i], origin.base, origin.len) == 0))
+            return 1;
+    return 0;
+}
+
+static void add_hdr(h2o_req_t *req, const h2o_token_t *tok, const char *v, size_t len) {
+    h2o_add_header(&req->pool, &req->res.headers, tok, NULL, v, len);
+}
+
+static void add_hdr_str(h2o_req_t *req, const char *name, const char *v, size_t len) {
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v, len);
+}
+
+/* Headers of a simple (non-preflight) cross-origin request, as Starlette's CORSMiddleware. */
+static void add_cors(crl_rctx_t *rc) {
+    if (rc->origin.base == NULL) return;
+    h2o_req_t *req = rc->req;
+    int any = list_has_star(&crl__srv.opts->cors_origins);
+    int cookie = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, -1) >= 0;
+    if (any && !cookie) {
+        add_hdr(req, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, H2O_STRLIT("*"));
+    } else if (origin_allowed(rc->origin)) {
+        add_hdr(req, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, rc->origin.base, rc->origin.len);
+        add_hdr(req, H2O_TOKEN_VARY, H2O_STRLIT("Origin"));
+    }
+    add_hdr_str(req, "access-control-allow-credentials", H2O_STRLIT("true"));
+}
+
+/* X-Process-Time in seconds, like the original ("0.000123456"), without printf on the hot path. */
+static size_t fmt_seconds(char *out, uint64_t ns) {
+    uint64_t s = ns / 1000000000u, frac = ns % 1000000000u;
+    int n = snprintf(out, 24, "%llu.", (unsigned long long)s);
+    for (int i = 8; i >= 0; i--, frac /= 10)
+        out[n + i] = (char)('0' + frac % 10);
+    return (size_t)n + 9;
+}
+
+void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char *body, size_t len) {
+    h2o_req_t *req = rc->req;
+    req->res.status = status;
+    req->res.reason = status == 200 ? "OK" : "";
+    req->res.content_length = len;
+    add_hdr(req, H2O_TOKEN_CONTENT_TYPE, ctype, strlen(ctype));
+    add_hdr_str(req, "x-request-id", rc->rid, rc->rid_len);
+    add_cors(rc);
+    uint64_t dur = crl_time_mono_ns() - rc->t0;
+    char *pt = h2o_mem_alloc_pool(&req->pool, 32);
+    add_hdr_str(req, "x-process-time", pt, fmt_seconds(pt, dur));
+    crl_metrics_http(rc->w->metrics, rc->route, rc->method, status, dur);
+
+    h2o_start_response(req, &k_generator);
+    if (rc->method == CRL_METHOD_HEAD) {
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    } else {
+        h2o_iovec_t buf = h2o_iovec_init(body, len);
+        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+    }
+}
+
+void crl_server__send_error(crl_rctx_t *rc, int status, const char *code, const char *message,
+                            const char *details_json) {
+    crl_buf *b = &rc->w->scratch;
+    crl_buf_reset(b);
+    crl_buf_puts(b, "{\"error\":");
+    crl_json_cstr(b, code);
+    crl_buf_puts(b, ",\"message\":");
+    crl_json_cstr(b, message);
+    crl_buf_puts(b, ",\"details\":{");
+    if (details_json && *details_json) {
+        crl_buf_puts(b, details_json);
+        crl_buf_puts(b, ",");
+    }
+    crl_buf_puts(b, "\"request_id\":");
+    crl_json_str(b, rc->rid, rc->rid_len);
+    crl_buf_puts(b, "},\"timestamp\":");
+    char ts[32];
+    snprintf(ts, sizeof(ts), "%.6f", crl_time_wall());
+    crl_buf_puts(b, ts);
+    crl_buf_puts(b, "}");
+    if (b->failed) {
+        /* Only reachable if the details were enormous: answer without them. */
+        crl_buf_reset(b);
+        crl_buf_printf(b, "{\"error\":\"%s\",\"message\":\"response too large\",\"details\":{}}",
+                       code);
+    }
+    char *body = h2o_mem_alloc_pool(&rc->req->pool, b->len);
+    memcpy(body, b->data, b->len);
+    crl_server__send(rc, status, "application/json", body, b->len);
+}
+
+/* splitmix64 steps: a fast per-thread generator for request ids (seeded from getrandom). */
+static uint64_t next_rand(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* An incoming X-Request-ID is kept when it is 1..64 characters of [A-Za-z0-9._:-], so it can be
+ * echoed in headers, JSON and logs without escaping; anything else gets a fresh UUIDv4. */
+void crl_server__request_id(crl_rctx_t *rc) {
+    h2o_req_t *req = rc->req;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        int ok = v.len >= 1 && v.len < sizeof(rc->rid);
+        for (size_t k = 0; ok && k < v.len; k++) {
+            char c = v.base[k];
+            ok = isalnum((unsigned char)c) || c == '.' || c == '_' || c == ':' || c == '-';
+        }
+        if (ok) {
+            memcpy(rc->rid, v.base, v.len);
+            rc->rid_len = v.len;
+            rc->rid[v.len] = '\0';
+            return;
+        }
+    }
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = next_rand(&rc->w->rng[0]), b = next_rand(&rc->w->rng[1]);
+    unsigned char u[16];
+    memcpy(u, &a, 8);
+    memcpy(u + 8, &b, 8);
+    u[6] = (unsigned char)((u[6] & 0x0F) | 0x40); /* version 4 */
+    u[8] = (unsigned char)((u[8] & 0x3F) | 0x80); /* variant 10 */
+    char *o = rc->rid;
+    for (int k = 0; k < 16; k++) {
+        if (k == 4 || k == 6 || k == 8 || k == 10) *o++ = '-';
+        *o++ = hex[u[k] >> 4];
+        *o++ = hex[u[k] & 15];
+    }
+    *o = '\0';
+    rc->rid_len = 36;
+}
+
+int crl_server__host_allowed(const crl_rctx_t *rc) {
+    const crl_str_list_t *l = &crl__srv.opts->allowed_hosts;
+    if (list_has_star(l)) return 1;
+    h2o_iovec_t a = rc->req->authority;
+    /* Host without the port; "[::1]:8080" -> "[::1]". */
+    size_t len = a.len;
+    if (len && a.base[0] == '[') {
+        const char *rb = memchr(a.base, ']', a.len);
+        len = rb ? (size_t)(rb - a.base) + 1 : a.len;
+    } else {
+        const char *colon = memchr(a.base, ':', a.len);
+        if (colon) len = (size_t)(colon - a.base);
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        const char *p = l->items[i];
+        size_t pl = strlen(p);
+        if (p[0] == '*' && pl > 1) { /* "*.example.com" matches any subdomain */
+            if (len >= pl - 1 && strncasecmp(a.base + len - (pl - 1), p + 1, pl - 1) == 0) return 1;
+        } else if (pl == len && strncasecmp(a.base, p, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int crl_server__cors_preflight(crl_rctx_t *rc) {
+    h2o_req_t *req = rc->req;
+    if (rc->method != CRL_METHOD_OPTIONS || rc->origin.base == NULL) return 0;
+    ssize_t mi =
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-method"), -1);
+    if (mi < 0) return 0;
+    h2o_iovec_t m = req->headers.entries[mi].value;
+    int origin_ok = origin_allowed(rc->origin);
+    int method_ok =
+        h2o_memis(m.base, m.len, H2O_STRLIT("GET")) || h2o_memis(m.base, m.len, H2O_STRLIT("POST"));
+    rc->route = CRL_ROUTE_OTHER;
+    if (!origin_ok || !method_ok) {
+        const char *msg = !origin_ok && !method_ok ? "Disallowed CORS origin, method"
+                          : !origin_ok             ? "Disallowed CORS origin"
+                                                   : "Disallowed CORS method";
+        h2o_iovec_t saved = rc->origin;
+        rc->origin.base = NULL; /* no CORS headers on a refused preflight */
+        crl_server__send(rc, 400, "text/plain; charset=utf-8", msg, strlen(msg));
+        rc->origin = saved;
+        return 1;
+    }
+    add_hdr(req, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, rc->origin.base, rc->origin.len);
+    add_hdr(req, H2O_TOKEN_VARY, H2O_STRLIT("Origin"));
+    add_hdr_str(req, "access-control-allow-methods", H2O_STRLIT("GET, POST"));
+    add_hdr_str(req, "access-control-max-age", H2O_STRLIT("600"));
+    add_hdr_str(req, "access-control-allow-credentials", H2O_STRLIT("true"));
+    ssize_t hi =
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-headers"), -1);
+    if (hi >= 0)
+        add_hdr_str(req, "access-control-allow-headers", req->headers.entries[hi].value.base,
+                    req->headers.entries[hi].value.len);
+    h2o_iovec_t saved = rc->origin;
+    rc->origin.base = NULL; /* the preflight headers above replace the simple-request ones */
+    crl_server__send(rc, 200, "text/plain; charset=utf-8", "OK", 2);
+    rc->origin = saved;
+    return 1;
+}

@@ -1,0 +1,80 @@
+/* internal.h: what the server's files share: the worker (one per event-loop thread), the
+ * per-request context, and the response helpers. Not for use outside src/server. */
+#ifndef CRL_SERVER_INTERNAL_H
+#define CRL_SERVER_INTERNAL_H
+
+#include <h2o.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "json/predict.h"
+#include "metrics/metrics.h"
+#include "model/model.h"
+#include "server/options.h"
+
+typedef struct crl_worker {
+    h2o_context_t ctx; /* first: handlers find their worker from req->conn->ctx */
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    int fd;
+    size_t index;
+    pthread_t tid;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t ctl;
+    atomic_int stop;
+    size_t nconns;
+    crl_metrics_shard_t *metrics;
+    crl_predict_parser_t *parser;
+    /* The model this worker serves and its per-thread buffers, refreshed when the registry's
+     * generation changes. */
+    unsigned gen;
+    crl_model_t *model;
+    crl_nn_ws_t *ws;
+    float *x, *y, *actions;
+    uint64_t rng[2];
+    crl_buf scratch; /* cold-path response bodies */
+} crl_worker_t;
+
+/* Process-wide server state, read-only after start-up except where atomic. */
+typedef struct crl_server {
+    const crl_server_options_t *opts;
+    h2o_globalconf_t config;
+    double started_wall;
+    uint64_t started_mono;
+    const char *strategy; /* /versions selection_strategy */
+    const char *git;
+    atomic_int warmed; /* POST /warmup succeeded at least once, or load-time warm-up */
+} crl_server_t;
+
+extern crl_server_t crl__srv;
+
+typedef struct crl_rctx {
+    crl_worker_t *w;
+    h2o_req_t *req;
+    uint64_t t0;
+    crl_route route;
+    crl_method method;
+    char rid[64];
+    size_t rid_len;
+    h2o_iovec_t origin; /* CORS: the request's Origin, base == NULL if absent */
+} crl_rctx_t;
+
+/* handlers.c */
+int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req);
+int crl_server__refresh_model(crl_worker_t *w);
+
+/* http.c: sending. Every response gets Content-Type, X-Request-ID, X-Process-Time and CORS. */
+void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char *body, size_t len);
+/* The envelope {error, message, details{<details_json>, request_id}, timestamp}. details_json is
+ * the inside of the details object ("" or "\"k\":v,..."). */
+void crl_server__send_error(crl_rctx_t *rc, int status, const char *code, const char *message,
+                            const char *details_json);
+void crl_server__request_id(crl_rctx_t *rc);
+/* Trusted hosts: 1 when req's Host matches ALLOWED_HOSTS. */
+int crl_server__host_allowed(const crl_rctx_t *rc);
+/* CORS preflight: returns 1 when the request was a preflight and has been answered. */
+int crl_server__cors_preflight(crl_rctx_t *rc);
+
+#endif

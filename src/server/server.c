@@ -1,0 +1,263 @@
+/* server.c: start-up, worker threads with their own h2o loops and SO_REUSEPORT listeners, and
+ * graceful shutdown (dependency-lab.md §9.5). */
+#include "server/internal.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/time.h"
+#include "kernels/kernels.h"
+#include "server/server.h"
+
+crl_server_t crl__srv;
+
+#ifndef CRL_GIT_SHA
+#define CRL_GIT_SHA "unknown"
+#endif
+
+/* ---- listeners ----------------------------------------------------------------------------- */
+
+static int open_listener(const char *host, int port, crl_err *err) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        crl_err_set(err, CRL_EINVAL, "cannot resolve listen address '%s': %s", host,
+                    gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        crl_err_set(err, CRL_EIO, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        if (fd >= 0) close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int bound_port(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -1;
+    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* ---- worker threads ------------------------------------------------------------------------ */
+
+static void on_conn_close(void *data) {
+    ((crl_worker_t *)data)->nconns--;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *errstr) {
+    crl_worker_t *w = listener->data;
+    if (errstr != NULL) return;
+    /* Take what the backlog holds, a bounded number per wake-up so one loop is not starved. */
+    for (int i = 0; i < 16; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL) return;
+        w->nconns++;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = w;
+        h2o_accept(&w->accept_ctx, sock);
+    }
+}
+
+static void on_ctl(h2o_multithread_receiver_t *r, h2o_linklist_t *messages) {
+    (void)r;
+    (void)messages; /* the wake-up itself is the message; `stop` says what to do */
+}
+
+static void *worker_main(void *arg) {
+    crl_worker_t *w = arg;
+    h2o_context_init(&w->ctx, h2o_evloop_create(), &crl__srv.config);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = crl__srv.config.hosts;
+    w->queue = h2o_multithread_create_queue(w->ctx.loop);
+    h2o_multithread_register_receiver(w->queue, &w->ctl, on_ctl);
+    w->listener = h2o_evloop_socket_create(w->ctx.loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+
+    while (!atomic_load(&w->stop))
+        h2o_evloop_run(w->ctx.loop, INT32_MAX);
+
+    /* Graceful shutdown: stop accepting, tell HTTP/2 peers (GOAWAY), let HTTP/1 connections end
+     * after their current response, and close idle keep-alive connections within a second. */
+    h2o_socket_read_stop(w->listener);
+    h2o_socket_close(w->listener);
+    w->listener = NULL;
+    h2o_context_request_shutdown(&w->ctx);
+    if (w->ctx.http1.req_timeout.timeout > 1000) w->ctx.http1.req_timeout.timeout = 1000;
+    uint64_t deadline = crl_time_mono_ns() + 10ull * 1000000000ull;
+    while (w->nconns != 0 && crl_time_mono_ns() < deadline)
+        h2o_evloop_run(w->ctx.loop, 10);
+    if (w->nconns != 0)
+        CRL_WARN("shutdown", "worker %zu: %zu connection(s) still open after 10 s; closing",
+                 w->index, w->nconns);
+    return NULL;
+}
+
+static crl_status worker_init(crl_worker_t *w, size_t index, int fd, crl_err *err) {
+    memset(w, 0, sizeof(*w));
+    w->index = index;
+    w->fd = fd;
+    w->metrics = crl_metrics_shard(index);
+    crl_buf_init(&w->scratch, 64u << 20);
+    if (getrandom(w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng)) {
+        w->rng[0] = crl_time_mono_ns() ^ ((uint64_t)index << 32);
+        w->rng[1] = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
+    }
+    if (crl_predict_parser_new(&w->parser) != CRL_OK)
+        return crl_err_set(err, CRL_ENOMEM, "out of memory");
+    w->gen = crl_registry_generation() - 1; /* forces the first refresh */
+    return CRL_OK;
+}
+
+static void worker_free(crl_worker_t *w) {
+    crl_predict_parser_free(w->parser);
+    crl_buf_free(&w->scratch);
+    crl_nn_ws_free(w->ws);
+    free(w->x);
+    free(w->y);
+    free(w->actions);
+    crl_model_unref(w->model);
+}
+
+/* ---- h2o configuration --------------------------------------------------------------------- */
+
+static void configure_h2o(const crl_server_options_t *o) {
+    h2o_config_init(&crl__srv.config);
+    crl__srv.config.max_request_entity_size = o->max_body_size;
+    crl__srv.config.http1.req_timeout = (uint64_t)o->request_timeout_ms;
+    crl__srv.config.http2.idle_timeout = 30000;
+    crl__srv.config.http2.graceful_shutdown_timeout = 5000;
+    crl__srv.config.server_name = h2o_iovec_init(H2O_STRLIT("carlarl"));
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&crl__srv.config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
+    handler->on_req = crl_server__on_req;
+    if (o->gzip_min_size > 0) {
+        h2o_compress_args_t args = {.min_size = (size_t)o->gzip_min_size,
+                                    .gzip = {.quality = 1},
+                                    .brotli = {.quality = -1}};
+        h2o_compress_register(path, &args);
+    }
+}
+
+static int online_cpus(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+crl_status crl_server_run(const crl_server_options_t *o, crl_err *err) {
+    crl_status st = CRL_OK;
+    memset(&crl__srv, 0, sizeof(crl__srv));
+    crl__srv.opts = o;
+    crl__srv.started_wall = crl_time_wall();
+    crl__srv.started_mono = crl_time_mono_ns();
+    crl__srv.git = *o->git_sha ? o->git_sha : CRL_GIT_SHA;
+    crl_log_set_level((crl_log_level)crl_log_level_parse(o->log_level));
+
+    /* A vanished client must be an error code on write, never a process kill. gzip allocates and
+     * frees ~260 KB of zlib state per response; without a high trim threshold glibc hands it back
+     * to the kernel every time (dependency-lab.md §9.3). */
+    signal(SIGPIPE, SIG_IGN);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+
+    const crl_kernels_t *k = crl_kernels_select(getenv("CRL_ISA"));
+    if (o->use_gpu)
+        CRL_WARN("startup", "USE_GPU is set but this build has no CUDA support; serving on cpu");
+    CRL_INFO("startup", "Starting CarlaRL Policy Service carlarl %s (kernels: %s)", CRL_VERSION,
+             k->name);
+
+    crl_registry_opts_t ro = {.artifact_dir = o->artifact_dir, .pin = o->model_version};
+    crl_err lerr = {{0}};
+    if (crl_registry_load_startup(&ro, &crl__srv.strategy, &lerr) == CRL_OK)
+        atomic_store(&crl__srv.warmed, 1); /* every load runs a warm-up forward pass */
+    if (crl__srv.strategy == NULL) crl__srv.strategy = "environment_with_fallback";
+
+    int nworkers = o->workers > 0 ? o->workers : online_cpus();
+    crl_worker_t *workers = calloc((size_t)nworkers, sizeof(*workers));
+    if (workers == NULL || crl_metrics_init((size_t)nworkers) != 0) {
+        free(workers);
+        return crl_err_set(err, CRL_ENOMEM, "out of memory");
+    }
+    configure_h2o(o);
+
+    int port = o->port, started = 0;
+    for (int i = 0; i < nworkers; i++) {
+        int fd = open_listener(o->host, port, err);
+        if (fd < 0) {
+            st = CRL_EIO;
+            break;
+        }
+        if (i == 0) port = bound_port(fd); /* port 0: the others join the port the kernel chose */
+        if ((st = worker_init(&workers[i], (size_t)i, fd, err)) != CRL_OK) {
+            close(fd);
+            break;
+        }
+        started++;
+    }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* threads inherit the mask; main sigwaits */
+    int running = 0;
+    for (int i = 0; st == CRL_OK && i < started; i++) {
+        if (pthread_create(&workers[i].tid, NULL, worker_main, &workers[i]) != 0) {
+            st = crl_err_set(err, CRL_EIO, "cannot start worker thread %d", i);
+            break;
+        }
+        running++;
+    }
+    if (st == CRL_OK) {
+        CRL_INFO("listening", "listening on http://%s%s%s:%d/ with %d worker(s)",
+                 strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", port,
+                 nworkers);
+        int sig = 0;
+        sigwait(&set, &sig);
+        CRL_INFO("shutdown",
+                 "Shutting down CarlaRL Policy Service (signal %d): finishing in-flight "
+                 "requests",
+                 sig);
+    }
+    for (int i = 0; i < running; i++) {
+        atomic_store(&workers[i].stop, 1);
+        h2o_multithread_send_message(&workers[i].ctl, NULL);
+    }
+    for (int i = 0; i < running; i++)
+        pthread_join(workers[i].tid, NULL);
+    for (int i = 0; i < started; i++) {
+        if (i >= running) close(workers[i].fd);
+        worker_free(&workers[i]);
+    }
+    free(workers);
+    crl_metrics_free();
+    crl_registry_shutdown();
+    if (st == CRL_OK) CRL_INFO("shutdown", "stopped cleanly");
+    return st;
+}

@@ -1,0 +1,239 @@
+/* test_nn.c: the graph builder, its ADD_ROW fold, the workspace and the executor, checked against
+ * values computed by hand, plus the errors a caller can provoke. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels/kernels.h"
+#include "nn/graph.h"
+
+static crl_nn_graph_t *new_graph(size_t in) {
+    crl_nn_graph_t *g = NULL;
+    assert_int_equal(crl_nn_graph_new(in, &g), CRL_OK);
+    assert_non_null(g);
+    return g;
+}
+
+/* 2 -> 3 linear, relu, 3 -> 1 linear: every intermediate value is exact in float. */
+static void test_run_hand_computed(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const float w1[] = {1, 2, -1, 0.5f, 0, -3}; /* [3][2] */
+    const float b1[] = {0.5f, 1, 0};
+    const float w2[] = {1, -2, 0.25f}; /* [1][3] */
+    const float b2[] = {-1};
+    crl_nn_graph_t *g = new_graph(2);
+    assert_int_equal(crl_nn_graph_add_linear(g, w1, b1, 2, 3, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_act(g, CRL_NN_RELU, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_linear(g, w2, b2, 3, 1, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_input_width(g), 2);
+    assert_int_equal(crl_nn_graph_output_width(g), 1);
+    assert_int_equal(crl_nn_graph_num_ops(g), 3);
+    assert_int_equal(crl_nn_graph_op(g, 0), CRL_NN_LINEAR);
+    assert_int_equal(crl_nn_graph_op(g, 1), CRL_NN_RELU);
+    assert_int_equal(crl_nn_graph_op(g, 2), CRL_NN_LINEAR);
+
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 4, &ws), CRL_OK);
+    /* row 0 (1, 2): h = (5.5, 1, -6) -> relu (5.5, 1, 0) -> 5.5 - 2 + 0 - 1 = 2.5
+     * row 1 (-2, 1): h = (0.5, 3.5, -3) -> (0.5, 3.5, 0) -> 0.5 - 7 - 1 = -7.5
+     * row 2 (0, 0): h = (0.5, 1, 0) -> 0.5 - 2 - 1 = -2.5 */
+    const float x[] = {1, 2, -2, 1, 0, 0};
+    const float x_copy[] = {1, 2, -2, 1, 0, 0};
+    float y[3] = {0};
+    assert_int_equal(crl_nn_run(g, ws, x, 3, y), CRL_OK);
+    assert_true(y[0] == 2.5f);
+    assert_true(y[1] == -7.5f);
+    assert_true(y[2] == -2.5f);
+    assert_memory_equal(x, x_copy, sizeof(x)); /* the input is never written */
+
+    /* The same workspace serves a smaller batch afterwards. */
+    assert_int_equal(crl_nn_run(g, ws, x + 2, 1, y), CRL_OK);
+    assert_true(y[0] == -7.5f);
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
+/* Elementwise ops first and last: the executor must copy out of x before working in place and
+ * still land the final value in y. */
+static void test_elementwise_chain(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    crl_nn_graph_t *g = new_graph(4);
+    const float row[] = {1, -1, 0.5f, 0};
+    assert_int_equal(crl_nn_graph_add_scale(g, 2.0f, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_row(g, row, 4, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_clip(g, -2.0f, 3.0f, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_act(g, CRL_NN_TANH, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_act(g, CRL_NN_SIGMOID, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_num_ops(g), 5); /* nothing to fold: no LINEAR */
+
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 2, &ws), CRL_OK);
+    const float x[] = {0.25f, 3.0f, -4.0f, 0.0f, 10.0f, -10.0f, 1.0f, -0.5f};
+    float y[8];
+    assert_int_equal(crl_nn_run(g, ws, x, 2, y), CRL_OK);
+    for (size_t i = 0; i < 8; i++) {
+        double v = 2.0 * x[i] + row[i % 4];
+        v = v < -2 ? -2 : (v > 3 ? 3 : v);
+        double ref = 1.0 / (1.0 + exp(-tanh(v)));
+        assert_true(fabs((double)y[i] - ref) <= 1e-6);
+    }
+    assert_true(x[1] == 3.0f);
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
+static void test_fold_add_row(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const float w[] = {1, 2, 3, 4}; /* [2][2] */
+    const float b[] = {0.5f, -0.5f};
+    const float r1[] = {1, 2}, r2[] = {10, 20};
+    crl_nn_graph_t *g = new_graph(2);
+    /* linear(no bias) + add + add, relu, linear(bias) + add: folds to linear, relu, linear. */
+    assert_int_equal(crl_nn_graph_add_linear(g, w, NULL, 2, 2, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_row(g, r1, 2, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_row(g, r2, 2, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_act(g, CRL_NN_RELU, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_linear(g, w, b, 2, 2, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_row(g, r1, 2, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_num_ops(g), 6);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_num_ops(g), 3);
+    assert_int_equal(crl_nn_graph_op(g, 0), CRL_NN_LINEAR);
+    assert_int_equal(crl_nn_graph_op(g, 1), CRL_NN_RELU);
+    assert_int_equal(crl_nn_graph_op(g, 2), CRL_NN_LINEAR);
+    /* Finishing twice is harmless and folds nothing more. */
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_num_ops(g), 3);
+
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 1, &ws), CRL_OK);
+    /* x = (1, -1): h = (-1, -1) + (11, 22) = (10, 21); relu same;
+     * y = (10 + 42, 30 + 84) + (0.5, -0.5) + (1, 2) = (53.5, 115.5) */
+    const float x[] = {1, -1};
+    float y[2];
+    assert_int_equal(crl_nn_run(g, ws, x, 1, y), CRL_OK);
+    assert_true(y[0] == 53.5f);
+    assert_true(y[1] == 115.5f);
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
+static void test_empty_graph_is_identity(void **state) {
+    (void)state;
+    crl_nn_graph_t *g = new_graph(3);
+    assert_int_equal(crl_nn_graph_finish(g, NULL), CRL_OK);
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 2, &ws), CRL_OK);
+    const float x[] = {1, 2, 3, 4, 5, 6};
+    float y[6] = {0};
+    assert_int_equal(crl_nn_run(g, ws, x, 2, y), CRL_OK);
+    assert_memory_equal(x, y, sizeof(x));
+    assert_int_equal(crl_nn_run(g, ws, x, 0, y), CRL_OK);
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
+static void test_builder_errors(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    crl_nn_graph_t *g = NULL;
+    assert_int_equal(crl_nn_graph_new(0, &g), CRL_EINVAL);
+    assert_null(g);
+    assert_int_equal(crl_nn_graph_new((size_t)1 << 17, &g), CRL_EINVAL);
+    assert_null(g);
+
+    g = new_graph(3);
+    const float w[12] = {0};
+    /* Width mismatch: the value has 3 features, the layer expects 4. */
+    assert_int_equal(crl_nn_graph_add_linear(g, w, NULL, 4, 3, &err), CRL_ESHAPE);
+    assert_non_null(strstr(err.msg, "expects 4 inputs"));
+    assert_int_equal(crl_nn_graph_add_row(g, w, 2, &err), CRL_ESHAPE);
+    assert_int_equal(crl_nn_graph_add_linear(g, w, NULL, 3, 0, &err), CRL_EINVAL);
+    assert_int_equal(crl_nn_graph_add_linear(g, w, NULL, 3, (size_t)1 << 17, &err), CRL_EINVAL);
+    assert_int_equal(crl_nn_graph_add_linear(g, NULL, NULL, 3, 2, &err), CRL_EINVAL);
+    assert_int_equal(crl_nn_graph_add_act(g, CRL_NN_LINEAR, &err), CRL_EINVAL);
+    assert_int_equal(crl_nn_graph_add_clip(g, 1.0f, -1.0f, &err), CRL_EINVAL);
+    assert_int_equal(crl_nn_graph_add_clip(g, NAN, 1.0f, &err), CRL_EINVAL);
+    assert_int_equal(crl_nn_graph_add_scale(g, INFINITY, &err), CRL_EINVAL);
+    assert_int_equal(crl_nn_graph_num_ops(g), 0); /* failed calls add nothing */
+
+    /* A workspace needs a finished graph; a finished graph takes no more ops. */
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 1, &ws), CRL_EINVAL);
+    assert_null(ws);
+    assert_int_equal(crl_nn_graph_add_linear(g, w, NULL, 3, 4, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_act(g, CRL_NN_RELU, &err), CRL_EINVAL);
+    assert_non_null(strstr(err.msg, "finished"));
+    assert_int_equal(crl_nn_ws_new(g, 0, &ws), CRL_EINVAL);
+    assert_int_equal(crl_nn_ws_new(g, SIZE_MAX / 2, &ws), CRL_ENOMEM);
+    assert_null(ws);
+    crl_nn_graph_free(g);
+    crl_nn_graph_free(NULL);
+    crl_nn_ws_free(NULL);
+}
+
+/* The weight cap is checked before anything is read or allocated: a 65536x65536 layer (16 GiB)
+ * is refused with a message, never attempted. */
+static void test_weight_cap(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const size_t wide = (size_t)1 << 16;
+    crl_nn_graph_t *g = new_graph(wide);
+    const float dummy[1] = {0};
+    assert_int_equal(crl_nn_graph_add_linear(g, dummy, NULL, wide, wide, &err), CRL_ENOMEM);
+    assert_non_null(strstr(err.msg, "limit"));
+    assert_int_equal(crl_nn_graph_num_ops(g), 0);
+    crl_nn_graph_free(g);
+}
+
+static void test_run_errors(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const float w[6] = {1, 2, 3, 4, 5, 6};
+    crl_nn_graph_t *g = new_graph(2);
+    assert_int_equal(crl_nn_graph_add_linear(g, w, NULL, 2, 3, &err), CRL_OK);
+    /* Not finished yet: running is refused. */
+    crl_nn_ws_t *ws = NULL;
+    float x[8] = {0}, y[12];
+    assert_int_equal(crl_nn_run(g, ws, x, 1, y), CRL_EINVAL);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_ws_new(g, 2, &ws), CRL_OK);
+    assert_int_equal(crl_nn_run(g, ws, x, 2, y), CRL_OK);
+    assert_int_equal(crl_nn_run(g, ws, x, 3, y), CRL_ERANGE); /* rows > max_rows */
+    assert_int_equal(crl_nn_run(g, ws, NULL, 1, y), CRL_EINVAL);
+    assert_int_equal(crl_nn_run(g, NULL, x, 1, y), CRL_EINVAL);
+
+    /* A workspace planned for a narrower graph is refused rather than overrun. */
+    crl_nn_graph_t *narrow = new_graph(1);
+    assert_int_equal(crl_nn_graph_finish(narrow, &err), CRL_OK);
+    crl_nn_ws_t *small = NULL;
+    assert_int_equal(crl_nn_ws_new(narrow, 2, &small), CRL_OK);
+    assert_int_equal(crl_nn_run(g, small, x, 1, y), CRL_ESHAPE);
+    crl_nn_ws_free(small);
+    crl_nn_graph_free(narrow);
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
+int main(void) {
+    crl_kernels_select("generic");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_hand_computed), cmocka_unit_test(test_elementwise_chain),
+        cmocka_unit_test(test_fold_add_row),      cmocka_unit_test(test_empty_graph_is_identity),
+        cmocka_unit_test(test_builder_errors),    cmocka_unit_test(test_weight_cap),
+        cmocka_unit_test(test_run_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

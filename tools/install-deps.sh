@@ -1,0 +1,40 @@
+#!/bin/sh
+# install-deps.sh: installs the Debian 12 packages carlarl needs, and only those that are missing.
+#   tools/install-deps.sh          build and run
+#   tools/install-deps.sh --test   also what the test suite needs
+#   tools/install-deps.sh --bench  also the load generators and yardsticks of bench/
+# Run as root (or with sudo). Nothing is downloaded except Debian packages.
+set -eu
+
+pkgs="build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libyaml-dev zlib1g-dev"
+for arg in "$@"; do
+    case "$arg" in
+    --test) pkgs="$pkgs libcmocka-dev python3 python3-h2 curl nghttp2-client" ;;
+    --bench) pkgs="$pkgs wrk nghttp2-client curl python3 linux-perf valgrind" ;;
+    --tools) pkgs="$pkgs python3-torch python3-onnx python3-numpy python3-yaml" ;;
+    --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+    -h | --help)
+        sed -n '2,6p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "install-deps.sh: unknown option $arg" >&2
+        exit 2
+        ;;
+    esac
+done
+
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    exit 0
+fi
+echo "install-deps.sh: installing$missing" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
