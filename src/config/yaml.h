@@ -19,11 +19,11 @@ typedef enum crl_yaml_kind {
 typedef struct crl_yaml_node crl_yaml_node_t;
 struct crl_yaml_node {
     crl_yaml_kind kind;
-    int line;           /* 1-based */
-    char *scalar;       /* SCALAR: the text */
-    int quoted;         /* SCALAR: 1 if it was quoted in the source (always a string) */
-    size_t n;           /* SEQ/MAP: number of items (pairs for MAP) */
-    char **keys;        /* MAP: keys[i] */
+    int line;                /* 1-based */
+    char *scalar;            /* SCALAR: the text */
+    int quoted;              /* SCALAR: 1 if it was quoted in the source (always a string) */
+    size_t n;                /* SEQ/MAP: number of items (pairs for MAP) */
+    char **keys;             /* MAP: keys[i] */
     crl_yaml_node_t **items; /* SEQ: items[i]; MAP: value of keys[i] */
 };
 

@@ -31,9 +31,9 @@ typedef struct crl_verr {
 
 /* A parsed request; every pointer is owned by the parser and valid until its next parse. */
 typedef struct crl_predict_req {
-    size_t n;            /* number of observations */
-    const float *speed;  /* [n] */
-    const float *steering; /* [n] */
+    size_t n;                   /* number of observations */
+    const float *speed;         /* [n] */
+    const float *steering;      /* [n] */
     const uint32_t *sensor_off; /* [n]: index of the row's first value in `sensors` */
     const uint32_t *sensor_len; /* [n] */
     const float *sensors;       /* all sensor values, row after row */
@@ -41,10 +41,10 @@ typedef struct crl_predict_req {
     int deterministic;          /* 0 or 1 (null and absent are 0) */
 
     /* Outcome when the parse returns CRL_EINVAL: */
-    int json_invalid;           /* 1: not JSON at all (malformed, too deep, bad UTF-8, empty) */
-    const crl_verr_t *errors;   /* the first CRL_PREDICT_MAX_ERRORS errors, in document order */
-    size_t n_errors;            /* stored */
-    size_t n_errors_total;      /* including those not stored */
+    int json_invalid;         /* 1: not JSON at all (malformed, too deep, bad UTF-8, empty) */
+    const crl_verr_t *errors; /* the first CRL_PREDICT_MAX_ERRORS errors, in document order */
+    size_t n_errors;          /* stored */
+    size_t n_errors_total;    /* including those not stored */
 } crl_predict_req_t;
 
 typedef struct crl_predict_parser crl_predict_parser_t;

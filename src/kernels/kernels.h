@@ -1,6 +1,7 @@
 /* kernels.h: the table of compute kernels. generic/ is plain C, always built, and is the reference
  * every ISA-specific table is tested against. The table is chosen once at start-up
- * (crl_kernels_select) and read through crl_kernels() afterwards. All matrices are row-major f32. */
+ * (crl_kernels_select) and read through crl_kernels() afterwards. All matrices are row-major f32.
+ */
 #ifndef CRL_KERNELS_KERNELS_H
 #define CRL_KERNELS_KERNELS_H
 

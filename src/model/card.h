@@ -29,7 +29,7 @@ typedef struct crl_card {
     size_t n_hashes;
     float action_lo[CRL_ACTIONS]; /* default throttle [0,1], brake [0,1], steer [-1,1] */
     float action_hi[CRL_ACTIONS];
-    long input_width; /* from input_shape: [N] or [batch, N]; -1 when absent */
+    long input_width;     /* from input_shape: [N] or [batch, N]; -1 when absent */
     crl_yaml_node_t *doc; /* the whole document, for /versions */
 } crl_card_t;
 

@@ -107,10 +107,7 @@ crl_status crl_model_load_dir(const char *dir, const char *label, crl_model_t **
     }
     if ((st = crl_artifact_verify(dir, m->card, err)) != CRL_OK) goto out; /* names the file */
     snprintf(path, sizeof(path), "%s/%s", dir, m->card->model_filename);
-    if ((st = crl_onnx_load_file(path, &m->graph, err)) != CRL_OK) {
-        crl_err_prefix(err, st, "%s", path);
-        goto out;
-    }
+    if ((st = crl_onnx_load_file(path, &m->graph, err)) != CRL_OK) goto out; /* names the file */
     snprintf(path, sizeof(path), "%s/%s", dir, m->card->preprocessor_filename);
     if (file_exists(path)) {
         if ((st = crl_preproc_load(path, &m->pre, err)) != CRL_OK) goto out;

@@ -5,7 +5,7 @@
  * The decoder is zero-copy: names and raw tensor bytes stay views (spans) into the caller's buffer,
  * and tensors are only turned into floats when an operator uses them. It never recurses into
  * fields it does not know (sub-graphs, training info, ...): those are skipped by length, so the
- * nesting depth is bounded by the schema below (at most 6 levels), whatever the input. */
+ * nesting depth is bounded by the schema below (at most 7 levels), whatever the input. */
 #include "model/onnx.h"
 
 #include <errno.h>

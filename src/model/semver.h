@@ -1,7 +1,8 @@
 /* semver.h: semantic versions exactly as the original parses and orders them
  * (original-system.md §3.1): optional lowercase "v", no leading zeros, dot-separated prerelease
  * and build identifiers, build ignored for ordering, numeric prerelease ids compare as integers,
- * others as ASCII strings, a shorter prerelease list sorts lower, a release beats its prereleases. */
+ * others as ASCII strings, a shorter prerelease list sorts lower, a release beats its prereleases.
+ */
 #ifndef CRL_MODEL_SEMVER_H
 #define CRL_MODEL_SEMVER_H
 

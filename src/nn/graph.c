@@ -93,7 +93,7 @@ static crl_status push_op(crl_nn_graph_t *g, nn_node **node, crl_err *err) {
 
 crl_status crl_nn_graph_add_linear(crl_nn_graph_t *g, const float *w, const float *b, size_t in,
                                    size_t out, crl_err *err) {
-    nn_node *n;
+    nn_node *n = NULL;
     crl_status st = push_op(g, &n, err);
     if (st != CRL_OK) return st;
     if (w == NULL) return crl_err_set(err, CRL_EINVAL, "linear layer has no weights");
@@ -132,7 +132,7 @@ crl_status crl_nn_graph_add_linear(crl_nn_graph_t *g, const float *w, const floa
 crl_status crl_nn_graph_add_act(crl_nn_graph_t *g, crl_nn_op op, crl_err *err) {
     if (op != CRL_NN_RELU && op != CRL_NN_TANH && op != CRL_NN_SIGMOID)
         return crl_err_set(err, CRL_EINVAL, "op %d is not an activation", (int)op);
-    nn_node *n;
+    nn_node *n = NULL;
     crl_status st = push_op(g, &n, err);
     if (st != CRL_OK) return st;
     n->op = op;
@@ -144,7 +144,7 @@ crl_status crl_nn_graph_add_clip(crl_nn_graph_t *g, float lo, float hi, crl_err 
     if (isnan(lo) || isnan(hi) || lo > hi)
         return crl_err_set(err, CRL_EINVAL, "clip bounds [%g, %g] are not an interval", (double)lo,
                            (double)hi);
-    nn_node *n;
+    nn_node *n = NULL;
     crl_status st = push_op(g, &n, err);
     if (st != CRL_OK) return st;
     n->op = CRL_NN_CLIP;
@@ -157,7 +157,7 @@ crl_status crl_nn_graph_add_clip(crl_nn_graph_t *g, float lo, float hi, crl_err 
 crl_status crl_nn_graph_add_scale(crl_nn_graph_t *g, float alpha, crl_err *err) {
     if (!isfinite(alpha))
         return crl_err_set(err, CRL_EINVAL, "scale factor %g is not finite", (double)alpha);
-    nn_node *n;
+    nn_node *n = NULL;
     crl_status st = push_op(g, &n, err);
     if (st != CRL_OK) return st;
     n->op = CRL_NN_SCALE;
@@ -167,7 +167,7 @@ crl_status crl_nn_graph_add_scale(crl_nn_graph_t *g, float alpha, crl_err *err) 
 }
 
 crl_status crl_nn_graph_add_row(crl_nn_graph_t *g, const float *b, size_t width, crl_err *err) {
-    nn_node *n;
+    nn_node *n = NULL;
     crl_status st = push_op(g, &n, err);
     if (st != CRL_OK) return st;
     if (b == NULL) return crl_err_set(err, CRL_EINVAL, "row addition has no values");

@@ -16,7 +16,7 @@ typedef struct crl_nn_graph crl_nn_graph_t;
 typedef struct crl_nn_ws crl_nn_ws_t;
 
 typedef enum crl_nn_op {
-    CRL_NN_LINEAR,  /* y = x W^T + b, W [out][in] */
+    CRL_NN_LINEAR, /* y = x W^T + b, W [out][in] */
     CRL_NN_RELU,
     CRL_NN_TANH,
     CRL_NN_SIGMOID,
@@ -47,7 +47,8 @@ size_t crl_nn_graph_output_width(const crl_nn_graph_t *g);
 size_t crl_nn_graph_num_ops(const crl_nn_graph_t *g);
 crl_nn_op crl_nn_graph_op(const crl_nn_graph_t *g, size_t i);
 
-/* Workspace for batches of up to max_rows rows. Owned by the caller, used by one thread at a time. */
+/* Workspace for batches of up to max_rows rows. Owned by the caller, used by one thread at a time.
+ */
 crl_status crl_nn_ws_new(const crl_nn_graph_t *g, size_t max_rows, crl_nn_ws_t **out);
 void crl_nn_ws_free(crl_nn_ws_t *ws); /* NULL-safe */
 

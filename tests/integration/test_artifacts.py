@@ -6,7 +6,7 @@ import stat
 import tempfile
 import unittest
 
-from harness import Server, copy_example, main
+from harness import EXAMPLE_ARTIFACT, Server, copy_example, main
 
 
 def tree_snapshot(root):
@@ -98,6 +98,18 @@ class Selection(unittest.TestCase):
         set_card(d, r"^version:.*$", "version: v7.0.0")
         b, log = self.current()
         self.assertIn("does not match the directory", log)
+
+    def test_unsupported_operator_names_node_and_op(self):
+        copy_example(self.root, "v1.0.0")
+        d = copy_example(self.root, "v2.0.0")
+        conv = os.path.join(os.path.dirname(EXAMPLE_ARTIFACT), "..", "onnx", "conv.onnx")
+        with open(conv, "rb") as src, open(os.path.join(d, "model.onnx"), "wb") as dst:
+            data = src.read()
+            dst.write(data)
+        set_card(d, r"^(  model.onnx:).*$", r'\1 "sha256:%s"' % hashlib.sha256(data).hexdigest())
+        b, log = self.current()
+        self.assertEqual(b["current_version"], "v1.0.0")
+        self.assertRegex(log, r"skipping version v2.0.0: \S*model.onnx: node '[^']*' \(op Conv\)")
 
     def test_read_only_tree_is_never_written(self):
         copy_example(self.root, "v1.0.0")
