@@ -9,7 +9,7 @@ set -eu
 pkgs="build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libyaml-dev zlib1g-dev"
 for arg in "$@"; do
     case "$arg" in
-    --test) pkgs="$pkgs libcmocka-dev python3 python3-h2 curl nghttp2-client" ;;
+    --test) pkgs="$pkgs libcmocka-dev python3 python3-h2 curl nghttp2-client clang-format" ;;
     --bench) pkgs="$pkgs wrk nghttp2-client curl python3 linux-perf valgrind" ;;
     --tools) pkgs="$pkgs python3-torch python3-onnx python3-numpy python3-yaml" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;

@@ -146,6 +146,20 @@ static void worker_free(crl_worker_t *w) {
 
 /* ---- h2o configuration --------------------------------------------------------------------- */
 
+/* Errors h2o answers itself before any handler runs (413 for an oversized body, 400 for a
+ * malformed request) are bound to the host's fallback path: give them a request id too, so
+ * every response carries X-Request-ID. */
+static void on_fallback_response(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot) {
+    (void)self;
+    crl_rctx_t rc = {.w = (crl_worker_t *)req->conn->ctx, .req = req};
+    crl_server__request_id(&rc);
+    char *id = h2o_mem_alloc_pool(&req->pool, rc.rid_len);
+    memcpy(id, rc.rid, rc.rid_len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id,
+                          rc.rid_len);
+    h2o_setup_next_ostream(req, slot);
+}
+
 static void configure_h2o(const crl_server_options_t *o) {
     h2o_config_init(&crl__srv.config);
     crl__srv.config.max_request_entity_size = o->max_body_size;
@@ -155,6 +169,8 @@ static void configure_h2o(const crl_server_options_t *o) {
     crl__srv.config.server_name = h2o_iovec_init(H2O_STRLIT("carlarl"));
     h2o_hostconf_t *host =
         h2o_config_register_host(&crl__srv.config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_filter_t *fallback = h2o_create_filter(&host->fallback_path, sizeof(*fallback));
+    fallback->on_setup_ostream = on_fallback_response;
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
     handler->on_req = crl_server__on_req;

@@ -10,7 +10,7 @@ import h2.config
 import h2.connection
 import h2.events
 
-from harness import ONE_OBS, Server, main
+from harness import ONE_OBS, UUID4, Server, main
 
 
 def big_batch(n):
@@ -108,8 +108,9 @@ class Transport(unittest.TestCase):
     def test_body_over_the_cap_is_413(self):
         body = json.dumps(big_batch(1000)).encode() + b" " * 8192  # > 64 KiB
         self.assertGreater(len(body), 64 * 1024)
-        st, _, _ = self.srv.request("POST", "/predict", body, {"Content-Type": "application/json"})
+        st, h, _ = self.srv.request("POST", "/predict", body, {"Content-Type": "application/json"})
         self.assertEqual(st, 413)
+        self.assertRegex(h.get("x-request-id", ""), UUID4)  # even on h2o's own error responses
         self.assertEqual(self.srv.request("GET", "/healthz")[0], 200)
 
 
