@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""http.py: server CPU per request of POST /predict against GET /healthz, in one run.
+"""http_load.py: server CPU per request of POST /predict against GET /healthz, in one run.
 
 Starts `carlarl serve` (built-in example policy) with one worker pinned to CPU 0, drives it with
 wrk pinned to CPU 1 (keep-alive, 32 connections), alternating the two endpoints for several
@@ -8,7 +8,7 @@ rounds, and prints for each: req/s, p50/p99 latency, and server CPU microseconds
 is the ratio predict/healthz: the budget is <= 1.25 (DESIGN.md); req/s is bounded by wrk and the
 kernel on a 2-core machine. Loopback only; every run stops by itself.
 
-usage: bench/http.py [--bin build/carlarl] [--seconds 5] [--rounds 3] [--connections 32]
+usage: bench/http_load.py [--bin build/carlarl] [--seconds 5] [--rounds 3] [--connections 32]
 """
 import argparse
 import json
@@ -76,7 +76,7 @@ def main():
     a = ap.parse_args()
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
-            sys.exit("bench/http.py needs %s (tools/install-deps.sh --bench)" % tool)
+            sys.exit("bench/http_load.py needs %s (tools/install-deps.sh --bench)" % tool)
     ncpu = os.cpu_count() or 1
     srv_cpu, wrk_cpu = ("0", "1") if ncpu > 1 else ("0", "0")
     port = free_port()
