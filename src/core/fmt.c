@@ -2,9 +2,15 @@
  * prints exactly as the original service printed it: the shortest decimal that reads back to the
  * same double, fixed notation for decimal exponents -4..15 and exponent notation otherwise.
  *
- * Hot path: one snprintf("%.16e") yields 17 correctly rounded digits; the 15- and 16-digit
- * candidates are derived from them with integer arithmetic and checked with an exact
- * (Clinger fast path) conversion, so the usual case needs no strtod at all. */
+ * Hot path (shortest_fast): for 2^-30 <= |d| < 2^64, which holds every action value and timing
+ * the server writes, the shortest digits come from exact integer arithmetic: the rounding
+ * interval of d, scaled by a power of ten, fits 128 bits exactly, and digits are dropped while a
+ * multiple of the next power of ten still lies inside it. No printf, no strtod.
+ *
+ * Everything else (subnormals, huge and tiny exponents) takes shortest_slow: one
+ * snprintf("%.16e") yields 17 correctly rounded digits; the 15- and 16-digit candidates are derived
+ * from them with integer arithmetic and checked with an exact (Clinger fast path) conversion.
+ * Both paths are compared digit for digit by tests/unit/test_fmt.c. */
 #include "core/fmt.h"
 
 #include <math.h>

@@ -1,0 +1,64 @@
+"""test_cli.py: the carlarl command line: subcommands, flags, exit codes, offline predict."""
+import json
+import subprocess
+import unittest
+
+from harness import BIN, DATA, ONE_OBS, main
+
+
+def run(args, stdin=b"", env=None):
+    return subprocess.run([BIN] + args, input=stdin, capture_output=True, timeout=30, env=env)
+
+
+class Cli(unittest.TestCase):
+    def test_offline_predict_matches_the_server_contract(self):
+        r = run(["predict", "--artifact-dir", DATA + "/artifacts"], json.dumps(ONE_OBS).encode())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body = json.loads(r.stdout)
+        self.assertEqual(list(body), ["actions", "version", "timingMs", "deterministic"])
+        self.assertEqual(body["version"], "v0.1.0")
+        self.assertEqual(body["actions"][0]["brake"], 0.0)
+
+    def test_offline_predict_validation_error(self):
+        r = run(["predict", "--artifact-dir", "/nonexistent"], b'{"observations": []}')
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(json.loads(r.stdout)["details"]["validation_errors"][0]["type"],
+                         "too_short")
+
+    def test_bad_flags_and_env_exit_2_with_a_reason(self):
+        r = run(["serve", "--port", "70000"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"--port: 70000 is outside 0..65535", r.stderr)
+        r = run(["serve", "--nope", "1"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"unknown option '--nope'", r.stderr)
+        r = run(["serve"], env={"WORKERS": "many"})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"env WORKERS: 'many' is not an integer", r.stderr)
+        r = run(["frobnicate"])
+        self.assertEqual(r.returncode, 2)
+
+    def test_help_and_version(self):
+        r = run(["serve", "--help"])
+        self.assertEqual(r.returncode, 0)
+        for flag in [b"--host", b"--port", b"--workers", b"--artifact-dir", b"--model-version",
+                     b"--log-level", b"--cors-origins", b"--allowed-hosts", b"--max-body-size"]:
+            self.assertIn(flag, r.stdout)
+        r = run(["version"])
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout.decode(), r"^carlarl \d+\.\d+\.\d+\n$")
+
+    def test_port_in_use_fails_cleanly(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = run(["serve", "--port", str(port), "--workers", "1", "--artifact-dir", "/nonexistent"])
+        s.close()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"cannot listen on 127.0.0.1:%d" % port, r.stderr)
+
+
+if __name__ == "__main__":
+    main()
