@@ -179,6 +179,14 @@ class Hostile(unittest.TestCase):
                       + big)
             s.recv(100)
             linger_close(s)
+            # Pipelined requests for large responses, then an orderly close: the server's later
+            # writes hit a closed peer (EPIPE), which kills a process that lets SIGPIPE through.
+            s = socket.create_connection(("127.0.0.1", self.srv.port))
+            s.sendall((b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                       % len(big) + big) * 4)
+            s.shutdown(socket.SHUT_WR)
+            s.close()
+            time.sleep(0.02)
         self.assert_serving()
 
     @staticmethod
