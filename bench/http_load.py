@@ -42,9 +42,11 @@ def cpu_ticks(pid):
 
 
 def to_us(s):
-    m = re.match(r"([\d.]+)(us|ms|s)", s)
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    if m is None:
+        sys.exit("cannot read wrk latency %r" % s)
     v, unit = float(m.group(1)), m.group(2)
-    return v * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+    return v * {"us": 1, "ms": 1e3, "s": 1e6, "m": 6e7}[unit]
 
 
 def run_wrk(url, seconds, conns, script, pid, cpu):
