@@ -81,6 +81,24 @@ static crl_status model_warm(crl_model_t *m, crl_err *err) {
     return st;
 }
 
+/* The common end of every load: shapes, warm-up, load time. */
+static crl_status model_finish(crl_model_t *m, uint64_t t0, crl_err *err) {
+    crl_status st = check_shapes(m, err);
+    if (st == CRL_OK) st = model_warm(m, err);
+    m->load_seconds = (double)(crl_time_mono_ns() - t0) * 1e-9;
+    return st;
+}
+
+/* Hands the model out on success, frees it on failure. */
+static crl_status model_publish(crl_model_t *m, crl_status st, crl_model_t **out) {
+    if (st != CRL_OK) {
+        crl_model_unref(m);
+        m = NULL;
+    }
+    *out = m;
+    return st;
+}
+
 static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -114,22 +132,9 @@ crl_status crl_model_load_dir(const char *dir, const char *label, crl_model_t **
     } else {
         crl_preproc_minimal(&m->pre);
     }
-    if ((st = check_shapes(m, err)) != CRL_OK) {
-        crl_err_prefix(err, st, "%s", dir);
-        goto out;
-    }
-    if ((st = model_warm(m, err)) != CRL_OK) {
-        crl_err_prefix(err, st, "%s", dir);
-        goto out;
-    }
-    m->load_seconds = (double)(crl_time_mono_ns() - t0) * 1e-9;
+    if ((st = model_finish(m, t0, err)) != CRL_OK) crl_err_prefix(err, st, "%s", dir);
 out:
-    if (st != CRL_OK) {
-        crl_model_unref(m);
-        m = NULL;
-    }
-    *out = m;
-    return st;
+    return model_publish(m, st, out);
 }
 
 crl_status crl_model_load_builtin(crl_model_t **out, crl_err *err) {
@@ -142,16 +147,9 @@ crl_status crl_model_load_builtin(crl_model_t **out, crl_err *err) {
     if ((st = crl_example_card(&m->card, err)) != CRL_OK) goto out;
     if ((st = crl_example_graph(&m->graph, err)) != CRL_OK) goto out;
     crl_example_preproc(&m->pre);
-    if ((st = check_shapes(m, err)) != CRL_OK) goto out;
-    if ((st = model_warm(m, err)) != CRL_OK) goto out;
-    m->load_seconds = (double)(crl_time_mono_ns() - t0) * 1e-9;
+    st = model_finish(m, t0, err);
 out:
-    if (st != CRL_OK) {
-        crl_model_unref(m);
-        m = NULL;
-    }
-    *out = m;
-    return st;
+    return model_publish(m, st, out);
 }
 
 static inline float clampf(float v, float lo, float hi) {

@@ -162,13 +162,11 @@ static void on_warmup(crl_rctx_t *rc) {
     crl_status s = crl_model_predict(m, w->ws, &req, w->x, w->y, w->actions, &err);
     free(tmp);
     if (s != CRL_OK) {
-        crl_buf *b = &w->scratch;
+        crl_buf *b = &w->details;
         crl_buf_reset(b);
         crl_buf_puts(b, "\"error\":");
         crl_json_cstr(b, err.msg);
-        char *d = strdup(b->data ? b->data : "");
-        crl_server__send_error(rc, 503, "SERVICE_UNAVAILABLE", "Warmup failed", d);
-        free(d);
+        crl_server__send_error(rc, 503, "SERVICE_UNAVAILABLE", "Warmup failed", b->data);
         return;
     }
     atomic_store(&crl__srv.warmed, 1);
@@ -254,7 +252,7 @@ static void on_metrics(crl_rctx_t *rc) {
 
 /* details.validation_errors from the parser's errors. */
 static void send_validation(crl_rctx_t *rc, const crl_verr_t *errs, size_t n, size_t total) {
-    crl_buf *b = &rc->w->scratch;
+    crl_buf *b = &rc->w->details;
     crl_buf_reset(b);
     crl_buf_puts(b, "\"validation_errors\":[");
     for (size_t i = 0; i < n; i++) {
@@ -268,9 +266,7 @@ static void send_validation(crl_rctx_t *rc, const crl_verr_t *errs, size_t n, si
     }
     crl_buf_puts(b, "]");
     if (total > n) crl_buf_printf(b, ",\"validation_errors_total\":%zu", total);
-    char *d = strdup(b->data ? b->data : "");
-    crl_server__send_error(rc, 422, "VALIDATION_ERROR", "Input validation failed", d ? d : "");
-    free(d);
+    crl_server__send_error(rc, 422, "VALIDATION_ERROR", "Input validation failed", b->data);
 }
 
 static void send_one_validation(crl_rctx_t *rc, const char *field, const char *message,
@@ -299,14 +295,12 @@ static int content_type_is_json(h2o_req_t *req) {
 }
 
 static void send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr, const char *msg) {
-    crl_buf *b = &rc->w->scratch;
+    crl_buf *b = &rc->w->details;
     crl_buf_reset(b);
     crl_buf_printf(b, "\"batch_size\":%zu,\"deterministic\":%s,\"error\":", pr->n,
                    pr->deterministic ? "true" : "false");
     crl_json_cstr(b, msg);
-    char *d = strdup(b->data ? b->data : "");
-    crl_server__send_error(rc, 500, "INFERENCE_ERROR", "Inference failed", d ? d : "");
-    free(d);
+    crl_server__send_error(rc, 500, "INFERENCE_ERROR", "Inference failed", b->data);
 }
 
 static void on_predict(crl_rctx_t *rc) {
@@ -403,22 +397,18 @@ int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req) {
         }
         const char *allow = r->method == CRL_METHOD_GET ? "GET, HEAD" : "POST";
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
-        crl_buf *b = &rc.w->scratch;
+        crl_buf *b = &rc.w->details;
         crl_buf_reset(b);
         crl_buf_puts(b, "\"method\":");
         crl_json_str(b, req->method.base, req->method.len);
         crl_buf_printf(b, ",\"allowed\":\"%s\"", allow);
-        char *d = strdup(b->data ? b->data : "");
-        crl_server__send_error(&rc, 405, "METHOD_NOT_ALLOWED", "Method Not Allowed", d ? d : "");
-        free(d);
+        crl_server__send_error(&rc, 405, "METHOD_NOT_ALLOWED", "Method Not Allowed", b->data);
         return 0;
     }
-    crl_buf *b = &rc.w->scratch;
+    crl_buf *b = &rc.w->details;
     crl_buf_reset(b);
     crl_buf_puts(b, "\"path\":");
     crl_json_str(b, path.base, path.len < 256 ? path.len : 256);
-    char *d = strdup(b->data ? b->data : "");
-    crl_server__send_error(&rc, 404, "NOT_FOUND", "Not Found", d ? d : "");
-    free(d);
+    crl_server__send_error(&rc, 404, "NOT_FOUND", "Not Found", b->data);
     return 0;
 }

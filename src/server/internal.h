@@ -35,6 +35,7 @@ typedef struct crl_worker {
     float *x, *y, *actions;
     uint64_t rng[2];
     crl_buf scratch; /* cold-path response bodies */
+    crl_buf details; /* the details object of an error envelope, built before the envelope */
 } crl_worker_t;
 
 /* Process-wide server state, read-only after start-up except where atomic. */
@@ -68,7 +69,7 @@ int crl_server__refresh_model(crl_worker_t *w);
 /* http.c: sending. Every response gets Content-Type, X-Request-ID, X-Process-Time and CORS. */
 void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char *body, size_t len);
 /* The envelope {error, message, details{<details_json>, request_id}, timestamp}. details_json is
- * the inside of the details object ("" or "\"k\":v,..."). */
+ * the inside of the details object (NULL, "" or "\"k\":v,..."), usually built in w->details. */
 void crl_server__send_error(crl_rctx_t *rc, int status, const char *code, const char *message,
                             const char *details_json);
 void crl_server__request_id(crl_rctx_t *rc);

@@ -124,6 +124,7 @@ static crl_status worker_init(crl_worker_t *w, size_t index, int fd, crl_err *er
     w->fd = fd;
     w->metrics = crl_metrics_shard(index);
     crl_buf_init(&w->scratch, 64u << 20);
+    crl_buf_init(&w->details, 1u << 20);
     if (getrandom(w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng)) {
         w->rng[0] = crl_time_mono_ns() ^ ((uint64_t)index << 32);
         w->rng[1] = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
@@ -137,6 +138,7 @@ static crl_status worker_init(crl_worker_t *w, size_t index, int fd, crl_err *er
 static void worker_free(crl_worker_t *w) {
     crl_predict_parser_free(w->parser);
     crl_buf_free(&w->scratch);
+    crl_buf_free(&w->details);
     crl_nn_ws_free(w->ws);
     free(w->x);
     free(w->y);
