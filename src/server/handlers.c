@@ -303,7 +303,7 @@ static void send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr, cons
     crl_server__send_error(rc, 500, "INFERENCE_ERROR", "Inference failed", b->data);
 }
 
-static void on_predict(crl_rctx_t *rc) {
+static void predict(crl_rctx_t *rc) {
     crl_worker_t *w = rc->w;
     h2o_req_t *req = rc->req;
     if (!content_type_is_json(req))
@@ -348,6 +348,12 @@ static void on_predict(crl_rctx_t *rc) {
     size_t len = crl_json_predict_response(out, w->actions, pr.n, m->version,
                                            (double)(t1 - t0) * 1e-6, pr.deterministic);
     crl_server__send(rc, 200, k_json, out, len);
+}
+
+static void on_predict(crl_rctx_t *rc) {
+    predict(rc);
+    /* A rare huge request must not pin tens of MB per worker for the process's lifetime. */
+    crl_predict_parser_trim(rc->w->parser, 1u << 20);
 }
 
 /* ---- routing ------------------------------------------------------------------------------- */

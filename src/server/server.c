@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -149,8 +150,8 @@ static void worker_free(crl_worker_t *w) {
 /* ---- h2o configuration --------------------------------------------------------------------- */
 
 /* Errors h2o answers itself before any handler runs (413 for an oversized body, 400 for a
- * malformed request) are bound to the host's fallback path: give them a request id too, so
- * every response carries X-Request-ID. */
+ * malformed request) are bound to the host's fallback path: give them a request id and a process
+ * time too, so every response carries X-Request-ID and X-Process-Time. */
 static void on_fallback_response(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot) {
     (void)self;
     crl_rctx_t rc = {.w = (crl_worker_t *)req->conn->ctx, .req = req};
@@ -159,6 +160,14 @@ static void on_fallback_response(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     memcpy(id, rc.rid, rc.rid_len);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id,
                           rc.rid_len);
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
+                  (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) * 1e-6;
+    char *pt = h2o_mem_alloc_pool(&req->pool, 32);
+    int n = snprintf(pt, 32, "%.6f", secs > 0 ? secs : 0.0);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-process-time"), 0, NULL, pt,
+                          (size_t)n);
     h2o_setup_next_ostream(req, slot);
 }
 

@@ -111,6 +111,7 @@ class Transport(unittest.TestCase):
         st, h, _ = self.srv.request("POST", "/predict", body, {"Content-Type": "application/json"})
         self.assertEqual(st, 413)
         self.assertRegex(h.get("x-request-id", ""), UUID4)  # even on h2o's own error responses
+        self.assertGreaterEqual(float(h["x-process-time"]), 0.0)
         self.assertEqual(self.srv.request("GET", "/healthz")[0], 200)
 
 
