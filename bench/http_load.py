@@ -41,6 +41,11 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
 def to_us(s):
     m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
     if m is None:
@@ -101,12 +106,14 @@ def main():
         # Warm both paths once (page faults, first-touch of buffers) before measuring.
         run_wrk(base + "/healthz", 1, a.connections, None, srv.pid, wrk_cpu)
         run_wrk(base + "/predict", 1, a.connections, lua, srv.pid, wrk_cpu)
+        rss0 = rss_kib(srv.pid)
         res = {"healthz": [], "predict": []}
         for _ in range(a.rounds):
             res["healthz"].append(run_wrk(base + "/healthz", a.seconds, a.connections, None,
                                           srv.pid, wrk_cpu))
             res["predict"].append(run_wrk(base + "/predict", a.seconds, a.connections, lua,
                                           srv.pid, wrk_cpu))
+        rss1 = rss_kib(srv.pid)
     finally:
         srv.send_signal(signal.SIGTERM)
         srv.wait(30)
@@ -123,6 +130,8 @@ def main():
         print("%-22s %10.0f %10.0f %10.0f %14.2f" % (label, m["rps"], m["p50"], m["p99"],
                                                     m["cpu_us"]))
     ratios = [p["cpu_us"] / h["cpu_us"] for p, h in zip(res["predict"], res["healthz"])]
+    total = sum(r["requests"] for rows in res.values() for r in rows)
+    print("server RSS after warm-up %d KiB, after %d more requests %d KiB" % (rss0, total, rss1))
     print("CPU ratio predict/healthz: %.3f (per round: %s; budget <= 1.25)"
           % (statistics.median(ratios), ", ".join("%.3f" % r for r in ratios)))
 
