@@ -53,10 +53,17 @@ static void add_cors(crl_rctx_t *rc) {
 /* X-Process-Time in seconds, like the original ("0.000123456"), without printf on the hot path. */
 static size_t fmt_seconds(char *out, uint64_t ns) {
     uint64_t s = ns / 1000000000u, frac = ns % 1000000000u;
-    int n = snprintf(out, 24, "%llu.", (unsigned long long)s);
+    char whole[20];
+    size_t n = 0, k = 0;
+    do
+        whole[k++] = (char)('0' + s % 10);
+    while ((s /= 10) != 0);
+    while (k)
+        out[n++] = whole[--k];
+    out[n++] = '.';
     for (int i = 8; i >= 0; i--, frac /= 10)
-        out[n + i] = (char)('0' + frac % 10);
-    return (size_t)n + 9;
+        out[n + (size_t)i] = (char)('0' + frac % 10);
+    return n + 9;
 }
 
 void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char *body, size_t len) {
