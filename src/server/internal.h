@@ -25,6 +25,7 @@ typedef struct crl_worker {
     h2o_multithread_receiver_t ctl;
     atomic_int stop;
     size_t nconns;
+    int drained; /* the loop ended with no open connection */
     crl_metrics_shard_t *metrics;
     crl_predict_parser_t *parser;
     /* The model this worker serves and its per-thread buffers, refreshed when the registry's

@@ -116,7 +116,21 @@ static void *worker_main(void *arg) {
     if (w->nconns != 0)
         CRL_WARN("shutdown", "worker %zu: %zu connection(s) still open after 10 s; closing",
                  w->index, w->nconns);
+    w->drained = w->nconns == 0;
     return NULL;
+}
+
+/* Releases a worker's h2o context and loop. Runs on the main thread after the worker joined, so
+ * no message can still be in flight to its queue (dependency-lab.md §9.5 lists the traps). A
+ * worker that could not drain its connections keeps its context: they still point into it. */
+static void worker_dispose(crl_worker_t *w) {
+    if (w->ctx.loop == NULL || !w->drained) return;
+    h2o_evloop_t *loop = w->ctx.loop;
+    h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
+    h2o_multithread_unregister_receiver(w->queue, &w->ctl);
+    h2o_multithread_destroy_queue(w->queue);
+    h2o_context_dispose(&w->ctx);
+    h2o_evloop_destroy(loop);
 }
 
 static crl_status worker_init(crl_worker_t *w, size_t index, int fd, crl_err *err) {
@@ -276,13 +290,16 @@ crl_status crl_server_run(const crl_server_options_t *o, crl_err *err) {
         atomic_store(&workers[i].stop, 1);
         h2o_multithread_send_message(&workers[i].ctl, NULL);
     }
-    for (int i = 0; i < running; i++)
+    for (int i = 0; i < running; i++) {
         pthread_join(workers[i].tid, NULL);
+        worker_dispose(&workers[i]);
+    }
     for (int i = 0; i < started; i++) {
         if (i >= running) close(workers[i].fd);
         worker_free(&workers[i]);
     }
     free(workers);
+    h2o_config_dispose(&crl__srv.config);
     crl_metrics_free();
     crl_registry_shutdown();
     if (st == CRL_OK) CRL_INFO("shutdown", "stopped cleanly");

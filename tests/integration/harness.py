@@ -35,7 +35,9 @@ class Server:
         self.env["ARTIFACT_DIR"] = artifact_dir or os.path.join(tempfile.gettempdir(),
                                                                 "carlarl-no-artifacts-%d" % os.getpid())
         self.env["WORKERS"] = str(workers)
-        self.env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=0:halt_on_error=1"
+        self.env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:halt_on_error=1"
+        self.env["LSAN_OPTIONS"] = "suppressions=" + os.path.join(os.path.dirname(
+            os.path.abspath(__file__)), "lsan.supp")
         self.env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
         self.env.update(env or {})
         self.args = list(args)
