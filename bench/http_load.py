@@ -16,23 +16,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from benchlib import start_server
 
 BODY = json.dumps({"observations": [{"speed": 25.5, "steering": 0.1, "sensors": [0.8, 0.2, 0.5]}],
                    "deterministic": True})
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def cpu_ticks(pid):
@@ -86,22 +78,15 @@ def main():
             sys.exit("bench/http_load.py needs %s (tools/install-deps.sh --bench)" % tool)
     ncpu = os.cpu_count() or 1
     srv_cpu, wrk_cpu = ("0", "1") if ncpu > 1 else ("0", "0")
-    port = free_port()
     tmp = tempfile.mkdtemp()
     lua = os.path.join(tmp, "predict.lua")
     with open(lua, "w") as f:
         f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                 "wrk.body = [==[%s]==]\n" % BODY)
-    env = dict(os.environ, ARTIFACT_DIR=os.path.join(tmp, "none"), LOG_LEVEL="WARNING")
-    srv = subprocess.Popen(["taskset", "-c", srv_cpu, a.bin, "serve", "--port", str(port),
-                            "--workers", "1"], env=env)
+    env = dict(os.environ, ARTIFACT_DIR=os.path.join(tmp, "none"))
+    srv, port = start_server(["taskset", "-c", srv_cpu, a.bin, "serve", "--port", "0",
+                              "--workers", "1"], env)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         base = "http://127.0.0.1:%d" % port
         # Warm both paths once (page faults, first-touch of buffers) before measuring.
         run_wrk(base + "/healthz", 1, a.connections, None, srv.pid, wrk_cpu)

@@ -20,7 +20,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
+
+from benchlib import start_server
 
 BODY = json.dumps({"observations": [{"speed": 25.5, "steering": 0.1, "sensors": [0.8, 0.2, 0.5]}],
                    "deterministic": True})
@@ -29,17 +30,8 @@ BODY = json.dumps({"observations": [{"speed": 25.5, "steering": 0.1, "sensors": 
 def run(binary, tmp, what, n):
     out = os.path.join(tmp, "cg.%s" % what)
     env = dict(os.environ, ARTIFACT_DIR=os.path.join(tmp, "none"), LOG_LEVEL="WARNING")
-    p = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-                          binary, "serve", "--port", "0", "--workers", "1", "--log-level", "INFO"],
-                         env=env, stderr=subprocess.PIPE, text=True)
-    port = None
-    for line in p.stderr:
-        m = re.search(r"listening on http://[^ ]*:(\d+)/", line)
-        if m:
-            port = int(m.group(1))
-            break
-    if port is None:
-        sys.exit("server did not start")
+    p, port = start_server(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, binary,
+                            "serve", "--port", "0", "--workers", "1", "--log-level", "INFO"], env)
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     for _ in range(n if what != "idle" else 0):
         if what == "healthz":

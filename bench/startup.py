@@ -16,6 +16,8 @@ import statistics
 import subprocess
 import time
 
+from benchlib import start_server
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -30,14 +32,8 @@ def main():
         bare.append((time.monotonic() - t0) * 1e3)
 
         t0 = time.monotonic()
-        p = subprocess.Popen([a.bin, "serve", "--port", "0", "--workers", str(a.workers),
-                              "--artifact-dir", "/nonexistent"], stderr=subprocess.PIPE, text=True)
-        port = None
-        for line in p.stderr:
-            m = re.search(r"listening on http://[^ ]*:(\d+)/", line)
-            if m:
-                port = int(m.group(1))
-                break
+        p, port = start_server([a.bin, "serve", "--port", "0", "--workers", str(a.workers),
+                                "--artifact-dir", "/nonexistent"])
         while True:
             try:
                 s = socket.create_connection(("127.0.0.1", port), timeout=5)

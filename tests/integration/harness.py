@@ -12,7 +12,6 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 import unittest
 
 BIN = os.environ.get("CARLARL_BIN", os.path.join(os.path.dirname(__file__), "../../build/carlarl"))
