@@ -22,9 +22,9 @@ static const int k_status_codes[CRL_STATUS_SLOTS - 1] = {200, 400, 404, 405, 413
 static const char *const k_batch_ranges[CRL_BATCH_RANGES] = {"1",     "2-4",   "5-8",    "9-16",
                                                              "17-32", "33-64", "65-128", "129+"};
 static const char *const k_methods[CRL_METHOD_COUNT] = {"GET", "POST", "HEAD", "OPTIONS", "OTHER"};
-static const char *const k_routes[CRL_ROUTE_COUNT] = {"/healthz", "/metadata", "/predict",
-                                                      "/warmup",  "/versions", "/metrics",
-                                                      "/live",    "/ready",    "unmatched"};
+static const char *const k_routes[CRL_ROUTE_COUNT] = {
+    "/healthz", "/metadata", "/predict",      "/warmup", "/versions", "/metrics",
+    "/live",    "/ready",    "/openapi.json", "/docs",   "/redoc",    "unmatched"};
 
 int crl_metrics_init(size_t n) {
     /* Shards are page-aligned so two workers never share a cache line. */

@@ -21,6 +21,9 @@ typedef enum crl_route {
     CRL_ROUTE_METRICS,
     CRL_ROUTE_LIVE,
     CRL_ROUTE_READY,
+    CRL_ROUTE_OPENAPI,
+    CRL_ROUTE_DOCS,
+    CRL_ROUTE_REDOC,
     CRL_ROUTE_OTHER, /* unmatched paths: one label value, not one per path */
     CRL_ROUTE_COUNT
 } crl_route;

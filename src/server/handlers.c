@@ -13,6 +13,8 @@
 #include "core/time.h"
 #include "json/response.h"
 #include "json/write.h"
+#include "server/docs_page.h"
+#include "server/openapi.h"
 
 static const char k_json[] = "application/json";
 
@@ -248,6 +250,16 @@ static void on_metrics(crl_rctx_t *rc) {
     crl_server__send(rc, 200, "text/plain; version=0.0.4; charset=utf-8", body, b->len);
 }
 
+static void on_openapi(crl_rctx_t *rc) {
+    size_t len;
+    const char *doc = crl_openapi_json(&len);
+    crl_server__send(rc, 200, k_json, doc, len);
+}
+
+static void on_docs(crl_rctx_t *rc) {
+    crl_server__send(rc, 200, "text/html; charset=utf-8", crl_docs_page, sizeof(crl_docs_page) - 1);
+}
+
 /* ---- POST /predict ------------------------------------------------------------------------- */
 
 /* details.validation_errors from the parser's errors. */
@@ -374,6 +386,9 @@ static const route_t k_routes[] = {
     {"/metrics", CRL_ROUTE_METRICS, CRL_METHOD_GET, on_metrics},
     {"/live", CRL_ROUTE_LIVE, CRL_METHOD_GET, on_live},
     {"/ready", CRL_ROUTE_READY, CRL_METHOD_GET, on_ready},
+    {"/openapi.json", CRL_ROUTE_OPENAPI, CRL_METHOD_GET, on_openapi},
+    {"/docs", CRL_ROUTE_DOCS, CRL_METHOD_GET, on_docs},
+    {"/redoc", CRL_ROUTE_REDOC, CRL_METHOD_GET, on_docs},
 };
 
 int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req) {

@@ -222,6 +222,21 @@ class BuiltinServer(unittest.TestCase):
         m = re.search(r'carla_rl_inference_requests_total\{[^}]*status="success"\} (\d+)', text)
         self.assertGreaterEqual(int(m.group(1)), 1)
 
+    def test_openapi_and_docs(self):
+        st, h, spec = self.srv.json("GET", "/openapi.json")
+        self.assertEqual(st, 200)
+        self.assertTrue(spec["openapi"].startswith("3."))
+        for path in ["/healthz", "/predict", "/metadata", "/warmup", "/versions", "/ready",
+                     "/live", "/metrics"]:
+            self.assertIn(path, spec["paths"])
+        self.assertIn("PredictRequest", spec["components"]["schemas"])
+        for path, word in [("/docs", b"swagger"), ("/redoc", b"redoc")]:
+            st, h, page = self.srv.request("GET", path)
+            self.assertEqual(st, 200)
+            self.assertTrue(h["content-type"].startswith("text/html"))
+            self.assertIn(word, page.lower())
+            self.assertIn(b"/openapi.json", page)
+
     def test_versions_builtin(self):
         st, _, b = self.srv.json("GET", "/versions")
         self.assertEqual(st, 200)
