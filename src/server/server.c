@@ -163,9 +163,9 @@ static void worker_free(crl_worker_t *w) {
 
 /* ---- h2o configuration --------------------------------------------------------------------- */
 
-/* Errors h2o answers itself before any handler runs (413 for an oversized body, 400 for a
- * malformed request) are bound to the host's fallback path: give them a request id and a process
- * time too, so every response carries X-Request-ID and X-Process-Time. */
+/* Errors h2o answers itself before any handler runs (413 for an oversized body) are bound to the
+ * host's fallback path: give them a request id and a process time too. (A request line h2o cannot
+ * parse at all gets a canned "400 Bad Request" written straight to the socket, without filters.) */
 static void on_fallback_response(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot) {
     (void)self;
     crl_rctx_t rc = {.w = (crl_worker_t *)req->conn->ctx, .req = req};
