@@ -1,6 +1,7 @@
 /* kernels.h: the table of compute kernels. generic/ is plain C, always built, and is the reference
- * every ISA-specific table is tested against. The table is chosen once at start-up
- * (crl_kernels_select) and read through crl_kernels() afterwards. All matrices are row-major f32.
+ * every ISA-specific table is tested against; avx2/ and avx512/ are built on x86_64 only, each with
+ * its own compiler flags. The table is chosen once at start-up (crl_kernels_choose, from the CPU
+ * features hw/ detects) and read through crl_kernels() afterwards. All matrices are row-major f32.
  */
 #ifndef CRL_KERNELS_KERNELS_H
 #define CRL_KERNELS_KERNELS_H
@@ -26,11 +27,38 @@ typedef struct crl_kernels {
 /* The reference table. */
 const crl_kernels_t *crl_kernels_generic(void);
 
-/* Chooses the table for this CPU; `force` may name one ("generic") or be NULL. Returns the choice.
- * Unknown or unsupported names fall back to the best available and return it. */
+/* ISA tables, as CRL_ISA_* bits. */
+enum { CRL_ISA_AVX2 = 1u << 0, CRL_ISA_AVX512 = 1u << 1, CRL_ISA_NEON = 1u << 2 };
+
+/* The tables this CPU can run, from CRL_CPU_* feature bits (core/cpufeat.h): avx2 needs AVX2 and
+ * FMA; avx512 needs AVX-512 F, BW, VL, DQ and FMA. A bit here does not mean the table is compiled
+ * into this binary (crl_kernels_choose skips those that are not). */
+unsigned crl_kernels_isas_for(unsigned cpu_features);
+
+/* Chooses the best table among `allowed` (CRL_ISA_* mask; generic is always allowed), or the
+ * one named by `force` ("generic", "avx2", "avx512") when it is allowed; logs a warning and
+ * falls back to the best allowed when `force` names an unknown or not-allowed table. NULL or ""
+ * means no preference. Preference: avx512 > avx2 > generic. Makes the choice what crl_kernels()
+ * returns, and returns it. */
+const crl_kernels_t *crl_kernels_choose(unsigned allowed, const char *force);
+
+/* The table named `name` if it is compiled into this binary, else NULL (for tests: the caller must
+ * check that the CPU can run it). */
+const crl_kernels_t *crl_kernels_by_name(const char *name);
+
+/* Deprecated: crl_kernels_choose(0, force), so always the generic table (a `force` naming another
+ * one logs the fallback warning). Kept for the tests that pin the reference table with
+ * crl_kernels_select("generic"); new code calls crl_kernels_choose. */
 const crl_kernels_t *crl_kernels_select(const char *force);
 
-/* The table chosen by crl_kernels_select (generic before any selection). */
+/* The table chosen by crl_kernels_choose (generic before any choice). */
 const crl_kernels_t *crl_kernels(void);
+
+#if defined(__x86_64__)
+/* Call only when crl_kernels_isas_for() has the table's bit: they use instructions older CPUs
+ * lack. */
+const crl_kernels_t *crl_kernels_avx2(void);
+const crl_kernels_t *crl_kernels_avx512(void);
+#endif
 
 #endif

@@ -3,6 +3,8 @@
  * and may be run from many threads, each with its own workspace. */
 #include "nn/graph.h"
 
+#include "hw/hw.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -320,5 +322,35 @@ crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, 
         width = n->out;
     }
     if (cur != y) memcpy(y, cur, rows * width * sizeof(float));
+    return CRL_OK;
+}
+
+/* ---- memory pinning ------------------------------------------------------------------------ */
+
+crl_status crl_nn_graph_mlock(const crl_nn_graph_t *g, size_t *locked, crl_err *err) {
+    for (size_t i = 0; i < g->n_ops; i++) {
+        const nn_node *n = &g->ops[i];
+        size_t nb = n->op == CRL_NN_LINEAR ? n->out : (n->op == CRL_NN_ADD_ROW ? n->out : 0);
+        if (n->w) {
+            crl_status st = crl_hw_mlock(n->w, n->in * n->out * sizeof(float), err);
+            if (st != CRL_OK) return st;
+            *locked += n->in * n->out * sizeof(float);
+        }
+        if (n->b && nb) {
+            crl_status st = crl_hw_mlock(n->b, nb * sizeof(float), err);
+            if (st != CRL_OK) return st;
+            *locked += nb * sizeof(float);
+        }
+    }
+    return CRL_OK;
+}
+
+crl_status crl_nn_ws_mlock(const crl_nn_ws_t *ws, size_t *locked, crl_err *err) {
+    size_t bytes = ws->max_rows * ws->max_width * sizeof(float);
+    for (int i = 0; i < 2; i++) {
+        crl_status st = crl_hw_mlock(ws->buf[i], bytes, err);
+        if (st != CRL_OK) return st;
+        *locked += bytes;
+    }
     return CRL_OK;
 }

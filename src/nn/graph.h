@@ -57,4 +57,9 @@ void crl_nn_ws_free(crl_nn_ws_t *ws); /* NULL-safe */
 crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, size_t rows,
                       float *y);
 
+/* Memory pinning: mlock(2) the graph's weights / the workspace's buffers, adding the bytes locked
+ * to *locked. On failure the message says why (RLIMIT_MEMLOCK, see hw/hw.h). */
+crl_status crl_nn_graph_mlock(const crl_nn_graph_t *g, size_t *locked, crl_err *err);
+crl_status crl_nn_ws_mlock(const crl_nn_ws_t *ws, size_t *locked, crl_err *err);
+
 #endif

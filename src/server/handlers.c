@@ -11,6 +11,7 @@
 #include "core/fmt.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "hw/hw.h"
 #include "json/response.h"
 #include "json/write.h"
 #include "server/docs_page.h"
@@ -29,6 +30,28 @@ static void drop_model(crl_worker_t *w) {
     w->ws = NULL;
     w->x = w->y = w->actions = NULL;
     w->model = NULL;
+}
+
+/* optimization.memory_pinning: lock the weights and this worker's buffers into RAM. */
+static void pin_memory(crl_worker_t *w) {
+    static atomic_int reported;
+    size_t locked = 0;
+    crl_err err = {{0}};
+    const crl_model_t *m = w->model;
+    const size_t rows = CRL_PREDICT_MAX_OBSERVATIONS;
+    crl_status st = crl_nn_graph_mlock(m->graph, &locked, &err);
+    if (st == CRL_OK) st = crl_nn_ws_mlock(w->ws, &locked, &err);
+    if (st == CRL_OK) st = crl_hw_mlock(w->x, rows * m->in_width * sizeof(float), &err);
+    if (st == CRL_OK) st = crl_hw_mlock(w->y, rows * m->out_width * sizeof(float), &err);
+    if (st == CRL_OK) st = crl_hw_mlock(w->actions, rows * CRL_ACTIONS * sizeof(float), &err);
+    if (st == CRL_OK) locked += rows * (m->in_width + m->out_width + CRL_ACTIONS) * sizeof(float);
+    if (atomic_exchange(&reported, 1) == 0) {
+        if (st == CRL_OK)
+            CRL_INFO("memory_pinning", "locked %zu KiB of weights and buffers (worker %zu)",
+                     locked / 1024, w->index);
+        else
+            CRL_WARN("memory_pinning", "optimization.memory_pinning is on but %s", err.msg);
+    }
 }
 
 /* Takes the registry's current model when it changed since the last request: one relaxed load on
@@ -51,6 +74,7 @@ int crl_server__refresh_model(crl_worker_t *w) {
         w->gen = gen - 1; /* try again on the next request */
         return -1;
     }
+    if (crl__srv.cfg->optimization.memory_pinning) pin_memory(w);
     return 0;
 }
 
@@ -75,7 +99,7 @@ static void send_unavailable(crl_rctx_t *rc) {
 
 static const char *reported_version(const crl_worker_t *w) {
     if (w->model) return w->model->version;
-    const char *pin = crl__srv.opts->model_version;
+    const char *pin = crl__srv.cfg->model.version;
     return *pin ? pin : "v0.1.0";
 }
 
@@ -132,8 +156,12 @@ static void on_metadata(crl_rctx_t *rc) {
     write_range(b, "throttle", m->card->action_lo[0], m->card->action_hi[0], 0);
     write_range(b, "brake", m->card->action_lo[1], m->card->action_hi[1], 0);
     write_range(b, "steer", m->card->action_lo[2], m->card->action_hi[2], 1);
-    crl_buf_printf(b, "},\"outputShape\":[%zu],\"sensorCount\":%zu,\"builtin\":%s}", m->out_width,
+    crl_buf_printf(b, "},\"outputShape\":[%zu],\"sensorCount\":%zu,\"builtin\":%s", m->out_width,
                    m->n_sensors, m->builtin ? "true" : "false");
+    /* What the configuration levers resolved to on this host. */
+    crl_buf_printf(b, ",\"precision\":\"%s\",\"isa\":\"%s\",\"threads\":%d}",
+                   crl_config_precision_name(crl__srv.cfg->model.precision), crl__srv.isa,
+                   crl__srv.nworkers);
     send_scratch(rc, 200);
 }
 
@@ -182,7 +210,7 @@ static void on_warmup(crl_rctx_t *rc) {
 }
 
 static void on_versions(crl_rctx_t *rc) {
-    const crl_server_options_t *o = crl__srv.opts;
+    const crl_config_t *o = crl__srv.cfg;
     const crl_model_t *cur = rc->w->model;
     crl_buf *b = &rc->w->scratch;
     crl_buf_reset(b);
@@ -202,7 +230,7 @@ static void on_versions(crl_rctx_t *rc) {
     }
     crl_version_entry_t *list = NULL;
     size_t n = 0;
-    if (crl_versions_scan(o->artifact_dir, &list, &n, NULL) == CRL_OK) {
+    if (crl_versions_scan(o->model.artifact_dir, &list, &n, NULL) == CRL_OK) {
         for (size_t i = 0; i < n; i++) {
             char path[PATH_MAX + 32];
             snprintf(path, sizeof(path), "%s/model_card.yaml", list[i].dir);
@@ -226,7 +254,7 @@ static void on_versions(crl_rctx_t *rc) {
     crl_buf_puts(b, "],\"selection_strategy\":");
     crl_json_cstr(b, crl__srv.strategy);
     crl_buf_puts(b, ",\"artifacts_root\":");
-    crl_json_cstr(b, o->artifact_dir);
+    crl_json_cstr(b, o->model.artifact_dir);
     crl_buf_puts(b, "}");
     send_scratch(rc, 200);
 }

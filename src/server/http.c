@@ -12,14 +12,18 @@
 
 static h2o_generator_t k_generator = {NULL, NULL};
 
-static int list_has_star(const crl_str_list_t *l) {
+static const crl_config_t *live(void) {
+    return atomic_load_explicit(&crl__srv.live, memory_order_acquire);
+}
+
+static int list_has_star(const crl_strlist_t *l) {
     for (size_t i = 0; i < l->n; i++)
         if (strcmp(l->items[i], "*") == 0) return 1;
     return 0;
 }
 
 static int origin_allowed(h2o_iovec_t origin) {
-    const crl_str_list_t *l = &crl__srv.opts->cors_origins;
+    const crl_strlist_t *l = &live()->security.cors_origins;
     for (size_t i = 0; i < l->n; i++)
         if (strcmp(l->items[i], "*") == 0 || (strlen(l->items[i]) == origin.len &&
                                               memcmp(l->items[i], origin.base, origin.len) == 0))
@@ -39,7 +43,7 @@ static void add_hdr_str(h2o_req_t *req, const char *name, const char *v, size_t 
 static void add_cors(crl_rctx_t *rc) {
     if (rc->origin.base == NULL) return;
     h2o_req_t *req = rc->req;
-    int any = list_has_star(&crl__srv.opts->cors_origins);
+    int any = list_has_star(&live()->security.cors_origins);
     int cookie = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, -1) >= 0;
     if (any && !cookie) {
         add_hdr(req, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, H2O_STRLIT("*"));
@@ -164,7 +168,7 @@ void crl_server__request_id(crl_rctx_t *rc) {
 }
 
 int crl_server__host_allowed(const crl_rctx_t *rc) {
-    const crl_str_list_t *l = &crl__srv.opts->allowed_hosts;
+    const crl_strlist_t *l = &live()->security.allowed_hosts;
     if (list_has_star(l)) return 1;
     h2o_iovec_t a = rc->req->authority;
     /* Host without the port; "[::1]:8080" -> "[::1]". */

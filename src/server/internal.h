@@ -12,7 +12,7 @@
 #include "json/predict.h"
 #include "metrics/metrics.h"
 #include "model/model.h"
-#include "server/options.h"
+#include "config/config.h"
 
 typedef struct crl_worker {
     h2o_context_t ctx; /* first: handlers find their worker from req->conn->ctx */
@@ -41,7 +41,11 @@ typedef struct crl_worker {
 
 /* Process-wide server state, read-only after start-up except where atomic. */
 typedef struct crl_server {
-    const crl_server_options_t *opts;
+    const crl_config_t *cfg;            /* as started: what non-reloadable settings use */
+    _Atomic(const crl_config_t *) live; /* the latest (re)loaded: reloadable settings (CORS,
+                                           hosts) are read from it on each request */
+    const char *isa;                    /* the kernel table in use */
+    int nworkers;
     h2o_globalconf_t config;
     double started_wall;
     uint64_t started_mono;

@@ -31,7 +31,7 @@ static void write_errors(FILE *out, const crl_predict_req_t *pr) {
     crl_buf_free(&b);
 }
 
-crl_status crl_offline_predict(const crl_server_options_t *o, FILE *in, FILE *out, crl_err *err) {
+crl_status crl_offline_predict(const crl_config_t *o, FILE *in, FILE *out, crl_err *err) {
     crl_status st;
     crl_buf body;
     crl_predict_parser_t *parser = NULL;
@@ -39,18 +39,18 @@ crl_status crl_offline_predict(const crl_server_options_t *o, FILE *in, FILE *ou
     crl_nn_ws_t *ws = NULL;
     float *x = NULL, *y = NULL, *act = NULL;
     char *resp = NULL;
-    crl_buf_init(&body, o->max_body_size);
-    crl_log_set_level((crl_log_level)crl_log_level_parse(o->log_level));
+    crl_buf_init(&body, (size_t)o->server.max_request_size);
+    crl_log_set_level((crl_log_level)((o->logging.level + 1) * 10));
 
     char chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0)
         if (crl_buf_append(&body, chunk, n) != CRL_OK) {
-            st = crl_err_set(err, CRL_ENOMEM, "input larger than the body limit (%zu bytes)",
-                             o->max_body_size);
+            st = crl_err_set(err, CRL_ENOMEM, "input larger than the body limit (%llu bytes)",
+                             (unsigned long long)o->server.max_request_size);
             goto out;
         }
-    crl_registry_opts_t ro = {.artifact_dir = o->artifact_dir, .pin = o->model_version};
+    crl_registry_opts_t ro = {.artifact_dir = o->model.artifact_dir, .pin = o->model.version};
     if ((st = crl_registry_load_startup(&ro, NULL, err)) != CRL_OK) goto out;
     m = crl_registry_acquire();
     if ((st = crl_predict_parser_new(&parser)) != CRL_OK) goto out;

@@ -6,10 +6,10 @@
 #include <stdio.h>
 
 #include "core/status.h"
-#include "server/options.h"
+#include "config/config.h"
 
 /* Returns CRL_OK after writing a response; on a bad request writes {"error":...} and returns
  * CRL_EINVAL; on a load failure CRL_ENOTFOUND with err set. */
-crl_status crl_offline_predict(const crl_server_options_t *o, FILE *in, FILE *out, crl_err *err);
+crl_status crl_offline_predict(const crl_config_t *c, FILE *in, FILE *out, crl_err *err);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "core/time.h"
+#include "hw/hw.h"
 #include "kernels/kernels.h"
 #include "server/server.h"
 
@@ -185,10 +186,10 @@ static void on_fallback_response(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     h2o_setup_next_ostream(req, slot);
 }
 
-static void configure_h2o(const crl_server_options_t *o) {
+static void configure_h2o(const crl_config_t *c) {
     h2o_config_init(&crl__srv.config);
-    crl__srv.config.max_request_entity_size = o->max_body_size;
-    crl__srv.config.http1.req_timeout = (uint64_t)o->request_timeout_ms;
+    crl__srv.config.max_request_entity_size = (size_t)c->server.max_request_size;
+    crl__srv.config.http1.req_timeout = (uint64_t)(c->server.request_timeout * 1000.0);
     crl__srv.config.http2.idle_timeout = 30000;
     crl__srv.config.http2.graceful_shutdown_timeout = 5000;
     crl__srv.config.server_name = h2o_iovec_init(H2O_STRLIT("carlarl"));
@@ -199,8 +200,8 @@ static void configure_h2o(const crl_server_options_t *o) {
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
     handler->on_req = crl_server__on_req;
-    if (o->gzip_min_size > 0) {
-        h2o_compress_args_t args = {.min_size = (size_t)o->gzip_min_size,
+    if (c->server.gzip_min_size > 0) {
+        h2o_compress_args_t args = {.min_size = (size_t)c->server.gzip_min_size,
                                     .gzip = {.quality = 1},
                                     .brotli = {.quality = -1}};
         h2o_compress_register(path, &args);
@@ -212,14 +213,99 @@ static int online_cpus(void) {
     return n > 0 ? (int)n : 1;
 }
 
-crl_status crl_server_run(const crl_server_options_t *o, crl_err *err) {
+static crl_log_level log_level_of(const crl_config_t *c) {
+    return (crl_log_level)((c->logging.level + 1) * 10);
+}
+
+crl_status crl_server_check(const crl_config_t *c, crl_err *err) {
+    if (c->model.device == CRL_DEVICE_CUDA)
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "%s: model.device: cuda is not available: this build has no CUDA "
+                           "backend (use cpu or auto)",
+                           crl_config_where(c, "model", "device"));
+    if (c->model.device == CRL_DEVICE_MPS)
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "%s: model.device: mps is not available: Metal exists only on Apple "
+                           "silicon under macOS (use cpu or auto)",
+                           crl_config_where(c, "model", "device"));
+    if (c->model.precision != CRL_PRECISION_FLOAT32)
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "%s: model.precision: %s is not supported yet: carlarl's kernels "
+                           "compute in float32",
+                           crl_config_where(c, "model", "precision"),
+                           crl_config_precision_name(c->model.precision));
+    cpu_set_t set;
+    if (c->server.worker_cpus[0] && crl_cpulist_parse(c->server.worker_cpus, &set, err) != CRL_OK)
+        return crl_err_prefix(err, CRL_EINVAL, "%s: server.worker_cpus",
+                              crl_config_where(c, "server", "worker_cpus"));
+    return CRL_OK;
+}
+
+const crl_kernels_t *crl_server_choose_kernels(const crl_config_t *c) {
+    unsigned allowed = crl_kernels_isas_for(crl_hw_cpu_features());
+    if (!c->optimization.enable_avx || !c->optimization.enable_avx2) allowed &= ~CRL_ISA_AVX2;
+    if (!c->optimization.enable_avx || !c->optimization.enable_avx512) allowed &= ~CRL_ISA_AVX512;
+    if (!c->optimization.enable_neon) allowed &= ~CRL_ISA_NEON;
+    const char *force = strcmp(c->optimization.isa, "auto") == 0 ? NULL : c->optimization.isa;
+    return crl_kernels_choose(allowed, force);
+}
+
+/* CPU i of a cpu list, round robin. */
+static int nth_cpu(const cpu_set_t *set, int i) {
+    int n = CPU_COUNT(set), k = 0;
+    if (n == 0) return -1;
+    i %= n;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, set) && k++ == i) return cpu;
+    return -1;
+}
+
+/* Pins worker i as server.worker_cpus says (round robin over the list). */
+static void pin_workers(const crl_config_t *c, crl_worker_t *workers, int n) {
+    cpu_set_t set;
+    if (!c->server.worker_cpus[0] || crl_cpulist_parse(c->server.worker_cpus, &set, NULL) != CRL_OK)
+        return;
+    for (int i = 0; i < n; i++) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(nth_cpu(&set, i), &one);
+        crl_err err = {{0}};
+        if (crl_hw_pin_thread(workers[i].tid, &one, &err) != CRL_OK)
+            CRL_WARN("affinity", "worker %d: %s", i, err.msg);
+    }
+}
+
+/* SIGHUP: re-read the files; reloadable settings apply now, the others after a restart. A file
+ * that does not load leaves everything as it was. Old configurations stay allocated until exit,
+ * because a worker may still be reading one. */
+static void reload(int argc, char **argv, crl_config_t **history, size_t *n_history) {
+    const crl_config_t *cur = atomic_load(&crl__srv.live);
+    crl_config_t *next = malloc(sizeof(*next));
+    crl_err err = {{0}};
+    if (next == NULL || *n_history == 64 ||
+        crl_config_reload(cur, next, argc, argv, &err) != CRL_OK) {
+        CRL_ERROR("config_reload", "reload failed, keeping the running configuration: %s",
+                  next == NULL || *n_history == 64 ? "too many reloads" : err.msg);
+        free(next);
+        return;
+    }
+    int restart = crl_config_diff(cur, next);
+    crl_log_set_level(log_level_of(next));
+    atomic_store_explicit(&crl__srv.live, next, memory_order_release);
+    history[(*n_history)++] = next;
+    CRL_INFO("config_reload", "configuration reloaded%s",
+             restart ? "; some changes need a restart" : "");
+}
+
+crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err *err) {
     crl_status st = CRL_OK;
     memset(&crl__srv, 0, sizeof(crl__srv));
-    crl__srv.opts = o;
+    crl__srv.cfg = c;
+    atomic_store(&crl__srv.live, c);
     crl__srv.started_wall = crl_time_wall();
     crl__srv.started_mono = crl_time_mono_ns();
-    crl__srv.git = *o->git_sha ? o->git_sha : CRL_GIT_SHA;
-    crl_log_set_level((crl_log_level)crl_log_level_parse(o->log_level));
+    crl__srv.git = *c->server.git_sha ? c->server.git_sha : CRL_GIT_SHA;
+    crl_log_set_level(log_level_of(c));
 
     /* A vanished client must be an error code on write, never a process kill. gzip allocates and
      * frees ~260 KB of zlib state per response; without a high trim threshold glibc hands it back
@@ -227,29 +313,36 @@ crl_status crl_server_run(const crl_server_options_t *o, crl_err *err) {
     signal(SIGPIPE, SIG_IGN);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
 
-    const crl_kernels_t *k = crl_kernels_select(getenv("CRL_ISA"));
-    if (o->use_gpu)
-        CRL_WARN("startup", "USE_GPU is set but this build has no CUDA support; serving on cpu");
-    CRL_INFO("startup", "Starting CarlaRL Policy Service carlarl %s (kernels: %s)", CRL_VERSION,
-             k->name);
+    CRL_INFO("startup", "Starting CarlaRL Policy Service carlarl %s", CRL_VERSION);
+    crl_config_warn_no_effect(c);
+    const crl_kernels_t *k = crl_server_choose_kernels(c);
+    crl__srv.isa = k->name;
+    if (c->optimization.numa_node >= 0) {
+        crl_err nerr = {{0}};
+        if (crl_hw_numa_bind((int)c->optimization.numa_node, &nerr) != CRL_OK)
+            return crl_err_set(err, CRL_EINVAL, "optimization.numa_node: %s", nerr.msg);
+    }
 
-    crl_registry_opts_t ro = {.artifact_dir = o->artifact_dir, .pin = o->model_version};
+    crl_registry_opts_t ro = {.artifact_dir = c->model.artifact_dir, .pin = c->model.version};
     crl_err lerr = {{0}};
     if (crl_registry_load_startup(&ro, &crl__srv.strategy, &lerr) == CRL_OK)
         atomic_store(&crl__srv.warmed, 1); /* every load runs a warm-up forward pass */
     if (crl__srv.strategy == NULL) crl__srv.strategy = "environment_with_fallback";
 
-    int nworkers = o->workers > 0 ? o->workers : online_cpus();
+    int nworkers = c->server.workers > 0             ? (int)c->server.workers
+                   : c->optimization.cpu_threads > 0 ? (int)c->optimization.cpu_threads
+                                                     : online_cpus();
+    crl__srv.nworkers = nworkers;
     crl_worker_t *workers = calloc((size_t)nworkers, sizeof(*workers));
     if (workers == NULL || crl_metrics_init((size_t)nworkers) != 0) {
         free(workers);
         return crl_err_set(err, CRL_ENOMEM, "out of memory");
     }
-    configure_h2o(o);
+    configure_h2o(c);
 
-    int port = o->port, started = 0;
+    int port = (int)c->server.port, started = 0;
     for (int i = 0; i < nworkers; i++) {
-        int fd = open_listener(o->host, port, err);
+        int fd = open_listener(c->server.host, port, err);
         if (fd < 0) {
             st = CRL_EIO;
             break;
@@ -266,6 +359,7 @@ crl_status crl_server_run(const crl_server_options_t *o, crl_err *err) {
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* threads inherit the mask; main sigwaits */
     int running = 0;
     for (int i = 0; st == CRL_OK && i < started; i++) {
@@ -275,15 +369,24 @@ crl_status crl_server_run(const crl_server_options_t *o, crl_err *err) {
         }
         running++;
     }
+    pin_workers(c, workers, running);
+    crl_config_t *history[64];
+    size_t n_history = 0;
     if (st == CRL_OK) {
+        const char *h = c->server.host;
+        CRL_INFO("startup",
+                 "applied: workers=%d, kernels=%s, device=cpu, precision=%s, worker_cpus=%s, "
+                 "numa_node=%ld, memory_pinning=%s",
+                 nworkers, k->name, crl_config_precision_name(c->model.precision),
+                 c->server.worker_cpus[0] ? c->server.worker_cpus : "any",
+                 c->optimization.numa_node, c->optimization.memory_pinning ? "on" : "off");
         CRL_INFO("listening", "listening on http://%s%s%s:%d/ with %d worker(s)",
-                 strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "", port,
-                 nworkers);
+                 strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", port, nworkers);
         int sig = 0;
-        sigwait(&set, &sig);
+        while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+            reload(argc, argv, history, &n_history);
         CRL_INFO("shutdown",
-                 "Shutting down CarlaRL Policy Service (signal %d): finishing in-flight "
-                 "requests",
+                 "Shutting down CarlaRL Policy Service (signal %d): finishing in-flight requests",
                  sig);
     }
     for (int i = 0; i < running; i++) {
@@ -299,6 +402,8 @@ crl_status crl_server_run(const crl_server_options_t *o, crl_err *err) {
         worker_free(&workers[i]);
     }
     free(workers);
+    for (size_t i = 0; i < n_history; i++)
+        free(history[i]);
     h2o_config_dispose(&crl__srv.config);
     crl_metrics_free();
     crl_registry_shutdown();

@@ -5,9 +5,17 @@
 #define CRL_SERVER_SERVER_H
 
 #include "core/status.h"
-#include "server/options.h"
+#include "config/config.h"
+#include "kernels/kernels.h"
 
-/* Loads the model, serves until SIGTERM/SIGINT, returns CRL_OK after a clean shutdown. */
-crl_status crl_server_run(const crl_server_options_t *o, crl_err *err);
+/* Settings `serve` refuses (a device or precision without a backend, a bad cpu list), with the
+ * source of the value in the message. The caller exits 2. */
+crl_status crl_server_check(const crl_config_t *c, crl_err *err);
+/* The kernel table: the best this CPU runs among those the optimization.enable_* switches
+ * allow, or the one optimization.isa forces. Sets it for the process and returns it. */
+const crl_kernels_t *crl_server_choose_kernels(const crl_config_t *c);
+/* Loads the model, serves until SIGTERM/SIGINT, returns CRL_OK after a clean shutdown. SIGHUP
+ * reloads the configuration files with argv (the command line given at start). */
+crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err *err);
 
 #endif

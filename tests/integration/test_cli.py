@@ -28,13 +28,13 @@ class Cli(unittest.TestCase):
     def test_bad_flags_and_env_exit_2_with_a_reason(self):
         r = run(["serve", "--port", "70000"])
         self.assertEqual(r.returncode, 2)
-        self.assertIn(b"--port: 70000 is outside 0..65535", r.stderr)
+        self.assertIn(b"--port: server.port: 70000 is outside 0..65535", r.stderr)
         r = run(["serve", "--nope", "1"])
         self.assertEqual(r.returncode, 2)
         self.assertIn(b"unknown option '--nope'", r.stderr)
         r = run(["serve"], env={"WORKERS": "many"})
         self.assertEqual(r.returncode, 2)
-        self.assertIn(b"env WORKERS: 'many' is not an integer", r.stderr)
+        self.assertIn(b"env WORKERS: server.workers: expected an integer, got 'many'", r.stderr)
         r = run(["frobnicate"])
         self.assertEqual(r.returncode, 2)
 

@@ -27,7 +27,7 @@ class Hostile(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.srv = Server(binary=ASAN_BIN or BIN,
-                         args=["--max-body-size", "1M", "--request-timeout-ms", "1000"]).start(60)
+                         args=["--max-body-size", "1M", "--server-request-timeout", "1"]).start(60)
 
     @classmethod
     def tearDownClass(cls):

@@ -1,0 +1,284 @@
+/* avx2.c: the "avx2" kernel table (AVX2 + FMA, 8 floats per vector). Built only for x86_64, with
+ * these flags on this file alone; kernels.c calls crl_kernels_avx2() only when the CPU and OS
+ * support both (crl_kernels_isas_for).
+ *
+ * linear has the same two paths as avx512.c (see there for why):
+ *  - "packed" (rows >= PACK_MIN_ROWS and out >= 8): W transposed one panel of 16 outputs by up to
+ *    KC inputs at a time into a stack buffer, then a 6-row x 16-output register block with x[r][k]
+ *    broadcast (12 accumulators + 2 weight vectors + 1 broadcast fit the 16 ymm registers).
+ *  - "dot" (everything else, notably batch 1): 8 dot products at a time along the inputs, summed
+ *    horizontally by one hadd tree; outputs that do not fill a group of 8 are gathered across rows
+ *    into groups of 8 (row, output) pairs.
+ * Input tails use masked loads, so nothing is read past a row. Results differ from generic only
+ * by float reassociation (the tests bound it).
+ *
+ * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid call the generic
+ * (libm) versions: a vectorised approximation would have to stay within a few ulp of tanhf/expf to
+ * keep the torch comparison at 1e-5, and these run on the narrow last layer only. */
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+#define VW 8            /* floats per vector */
+#define NV 2            /* vectors per packed panel: 16 outputs */
+#define RB 6            /* rows per register block */
+#define PANEL (NV * VW) /* outputs per packed panel */
+#define PACK_FLOATS 4096
+#define KC (PACK_FLOATS / PANEL) /* inputs per packed chunk */
+#define PACK_MIN_ROWS 4
+
+/* mask_for(n) for 0 <= n <= 8: the first n lanes set (a sliding window over this table). */
+static const int32_t mask_tab[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+static inline __m256i mask_for(size_t n) {
+    return _mm256_loadu_si256((const __m256i *)(mask_tab + 8 - n));
+}
+
+/* Returns the vector whose lane j is the sum of all lanes of acc[j]. */
+static inline __m256 reduce8(const __m256 acc[8]) {
+    __m256 h01 = _mm256_hadd_ps(acc[0], acc[1]), h23 = _mm256_hadd_ps(acc[2], acc[3]);
+    __m256 h45 = _mm256_hadd_ps(acc[4], acc[5]), h67 = _mm256_hadd_ps(acc[6], acc[7]);
+    /* Each 128-bit half: [s0 s1 s2 s3] over that half's lanes. */
+    __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
+                         _mm256_permute2f128_ps(h0123, h4567, 0x31));
+}
+
+/* 8 dot products of one input row x with 8 consecutive weight rows w[0..7] (stride in). */
+static __m256 dot8_row(const float *x, const float *w, size_t in) {
+    __m256 acc[8];
+    for (int j = 0; j < 8; j++)
+        acc[j] = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + VW <= in; i += VW) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w + (size_t)j * in + i), acc[j]);
+    }
+    if (i < in) {
+        __m256i m = mask_for(in - i);
+        __m256 xv = _mm256_maskload_ps(x + i, m);
+        for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_fmadd_ps(xv, _mm256_maskload_ps(w + (size_t)j * in + i, m), acc[j]);
+    }
+    return reduce8(acc);
+}
+
+/* 8 dot products of arbitrary (x row, w row) pairs. */
+static __m256 dot8_pairs(const float *const xp[8], const float *const wp[8], size_t in) {
+    __m256 acc[8];
+    for (int j = 0; j < 8; j++)
+        acc[j] = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + VW <= in; i += VW)
+        for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(xp[j] + i), _mm256_loadu_ps(wp[j] + i), acc[j]);
+    if (i < in) {
+        __m256i m = mask_for(in - i);
+        for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_fmadd_ps(_mm256_maskload_ps(xp[j] + i, m),
+                                     _mm256_maskload_ps(wp[j] + i, m), acc[j]);
+    }
+    return reduce8(acc);
+}
+
+static void linear_dot(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                       size_t out, float *y) {
+    size_t full = out - out % 8; /* outputs covered by whole groups of 8, per row */
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * in;
+        float *yr = y + r * out;
+        for (size_t o = 0; o < full; o += 8) {
+            __m256 s = dot8_row(xr, w + o * in, in);
+            if (b) s = _mm256_add_ps(s, _mm256_loadu_ps(b + o));
+            _mm256_storeu_ps(yr + o, s);
+        }
+    }
+    if (full == out) return;
+    /* The remaining outputs of every row, taken 8 (row, output) pairs at a time. Unused slots of
+     * the last group repeat the first pair; their sums are discarded. */
+    const float *xp[8], *wp[8];
+    float *yp[8];
+    const float *bp[8];
+    float sums[8];
+    int n = 0;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t o = full; o < out; o++) {
+            xp[n] = x + r * in;
+            wp[n] = w + o * in;
+            yp[n] = y + r * out + o;
+            bp[n] = b ? b + o : NULL;
+            if (++n == 8 || (r + 1 == rows && o + 1 == out)) {
+                for (int j = n; j < 8; j++) {
+                    xp[j] = xp[0];
+                    wp[j] = wp[0];
+                }
+                _mm256_storeu_ps(sums, dot8_pairs(xp, wp, in));
+                for (int j = 0; j < n; j++)
+                    *yp[j] = bp[j] ? sums[j] + *bp[j] : sums[j];
+                n = 0;
+            }
+        }
+    }
+}
+
+/* One register block: nr (RB or 1, a constant after inlining) rows x PANEL outputs over kc inputs
+ * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
+ * y (later chunks); ow <= PANEL outputs are stored. Whole vectors use plain stores because
+ * vmaskmovps stores are slow on some CPUs (AMD among them); only the panel's tail is masked. */
+static inline __attribute__((always_inline)) void
+block(int nr, const float *x, size_t in, const float *pk, size_t kc, const float *b, int first,
+      float *y, size_t out, size_t ow) {
+    __m256 acc[RB][NV];
+    __m256i m[NV];
+    int whole[NV];
+    for (int v = 0; v < NV; v++) {
+        size_t c = (size_t)v * VW;
+        size_t n = c >= ow ? 0 : (ow - c >= VW ? VW : ow - c);
+        m[v] = mask_for(n);
+        whole[v] = n == VW;
+    }
+    for (int r = 0; r < nr; r++)
+        for (int v = 0; v < NV; v++) {
+            if (!first)
+                acc[r][v] = _mm256_maskload_ps(y + (size_t)r * out + (size_t)v * VW, m[v]);
+            else if (b)
+                acc[r][v] = _mm256_maskload_ps(b + (size_t)v * VW, m[v]);
+            else
+                acc[r][v] = _mm256_setzero_ps();
+        }
+    for (size_t k = 0; k < kc; k++) {
+        __m256 wv[NV];
+        for (int v = 0; v < NV; v++)
+            wv[v] = _mm256_load_ps(pk + k * PANEL + (size_t)v * VW);
+        for (int r = 0; r < nr; r++) {
+            __m256 xv = _mm256_broadcast_ss(x + (size_t)r * in + k);
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = _mm256_fmadd_ps(xv, wv[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int v = 0; v < NV; v++) {
+            float *dst = y + (size_t)r * out + (size_t)v * VW;
+            if (whole[v])
+                _mm256_storeu_ps(dst, acc[r][v]);
+            else
+                _mm256_maskstore_ps(dst, m[v], acc[r][v]);
+        }
+}
+
+static void linear_packed(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                          size_t out, float *y) {
+    float pk[KC * PANEL] __attribute__((aligned(32)));
+    for (size_t o0 = 0; o0 < out; o0 += PANEL) {
+        size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
+        for (size_t k0 = 0; k0 < in; k0 += KC) {
+            size_t kc = in - k0 < KC ? in - k0 : KC;
+            /* pk[k][c] = w[o0 + c][k0 + k], zero past the last output. */
+            for (size_t c = 0; c < PANEL; c++) {
+                if (c < ow) {
+                    const float *wr = w + (o0 + c) * in + k0;
+                    for (size_t k = 0; k < kc; k++)
+                        pk[k * PANEL + c] = wr[k];
+                } else {
+                    for (size_t k = 0; k < kc; k++)
+                        pk[k * PANEL + c] = 0.0f;
+                }
+            }
+            const float *bo = b ? b + o0 : NULL;
+            int first = k0 == 0;
+            size_t r = 0;
+            for (; r + RB <= rows; r += RB)
+                block(RB, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow);
+            for (; r < rows; r++)
+                block(1, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow);
+        }
+    }
+}
+
+static void avx2_linear(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                        size_t out, float *y) {
+    if (rows == 0 || out == 0) return;
+    if (in == 0) { /* empty sums: the bias alone */
+        for (size_t r = 0; r < rows; r++)
+            for (size_t o = 0; o < out; o++)
+                y[r * out + o] = b ? b[o] : 0.0f;
+        return;
+    }
+    if (rows >= PACK_MIN_ROWS && out >= VW)
+        linear_packed(x, rows, in, w, b, out, y);
+    else
+        linear_dot(x, rows, in, w, b, out, y);
+}
+
+/* "x < 0 ? 0 : x": an ordered less-than is false for NaN, so NaN passes through as in generic. */
+static void avx2_relu(float *x, size_t n) {
+    const __m256 zero = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(x + i, _mm256_blendv_ps(v, zero, _mm256_cmp_ps(v, zero, _CMP_LT_OQ)));
+    }
+    for (; i < n; i++)
+        x[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+static void avx2_tanh(float *x, size_t n) {
+    crl_kernels_generic()->tanh(x, n);
+}
+
+static void avx2_sigmoid(float *x, size_t n) {
+    crl_kernels_generic()->sigmoid(x, n);
+}
+
+/* v < lo ? lo : (v > hi ? hi : v), with the same precedence when lo > hi and NaN passing. */
+static void avx2_clip(float *x, size_t n, float lo, float hi) {
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    size_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 t = _mm256_blendv_ps(v, vhi, _mm256_cmp_ps(v, vhi, _CMP_GT_OQ));
+        t = _mm256_blendv_ps(t, vlo, _mm256_cmp_ps(v, vlo, _CMP_LT_OQ));
+        _mm256_storeu_ps(x + i, t);
+    }
+    for (; i < n; i++) {
+        float v = x[i];
+        x[i] = v < lo ? lo : (v > hi ? hi : v);
+    }
+}
+
+static void avx2_add_row(float *x, size_t rows, size_t cols, const float *b) {
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * cols;
+        size_t c = 0;
+        for (; c + VW <= cols; c += VW)
+            _mm256_storeu_ps(xr + c, _mm256_add_ps(_mm256_loadu_ps(xr + c), _mm256_loadu_ps(b + c)));
+        for (; c < cols; c++)
+            xr[c] += b[c];
+    }
+}
+
+static void avx2_scale(float *x, size_t n, float alpha) {
+    const __m256 a = _mm256_set1_ps(alpha);
+    size_t i = 0;
+    for (; i + VW <= n; i += VW)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), a));
+    for (; i < n; i++)
+        x[i] *= alpha;
+}
+
+static const crl_kernels_t avx2_table = {
+    .name = "avx2",
+    .linear = avx2_linear,
+    .relu = avx2_relu,
+    .tanh = avx2_tanh,
+    .sigmoid = avx2_sigmoid,
+    .clip = avx2_clip,
+    .add_row = avx2_add_row,
+    .scale = avx2_scale,
+};
+
+const crl_kernels_t *crl_kernels_avx2(void) {
+    return &avx2_table;
+}

@@ -1,0 +1,285 @@
+/* avx512.c: the "avx512" kernel table (AVX-512 F/BW/VL/DQ + FMA, 16 floats per vector). Built only
+ * for x86_64, with these flags on this file alone; kernels.c calls crl_kernels_avx512() only when
+ * the CPU and OS support all of them (crl_kernels_isas_for).
+ *
+ * linear has two paths, because the shapes that matter pull in opposite directions:
+ *  - "packed" (rows >= PACK_MIN_ROWS and out >= 16): W is transposed, one panel of up to 64
+ *    outputs by up to KC inputs at a time, into a stack buffer; a 6-row x 64-output register
+ *    block then does y[r][o..o+63] += x[r][k] * Wt[k][o..o+63] with x[r][k] broadcast. No
+ *    horizontal sums, and the transposition is paid once per call, whatever the batch.
+ *  - "dot" (everything else, notably batch 1): 16 dot products at a time along the inputs, summed
+ *    horizontally by one transposing reduction tree. Outputs that do not fill a group of 16 (all of
+ *    them when out < 16, e.g. out = 3) are gathered across rows into groups of 16 (row, output)
+ *    pairs, so a 64->3 layer at batch 1000 still fills the vector.
+ * Results differ from generic only by float reassociation (the tests bound it).
+ *
+ * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid call the generic
+ * (libm) versions: a vectorised approximation would have to stay within a few ulp of tanhf/expf to
+ * keep the torch comparison at 1e-5, and these run on the narrow last layer only. */
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+#define VW 16           /* floats per vector */
+#define NV 4            /* vectors per packed panel: 64 outputs */
+#define RB 6            /* rows per register block: 6 x 4 accumulators */
+#define PANEL (NV * VW) /* outputs per packed panel */
+#define PACK_FLOATS 4096
+#define KC (PACK_FLOATS / PANEL) /* inputs per packed chunk */
+#define PACK_MIN_ROWS 4
+
+static inline __mmask16 tail_mask(size_t n) {
+    return (__mmask16)((1u << n) - 1u);
+}
+
+/* acc[j] holds partial sums of dot product j; returns the vector whose lane j is the full sum of
+ * acc[j]. Each step halves the vectors and the lanes per vector: 16 -> 8 -> 4 -> 2 -> 1. */
+static inline __m512 reduce16(const __m512 acc[16]) {
+    __m512 s1[8], s2[4], s3[2];
+    for (int j = 0; j < 8; j++) {
+        __m512 a = acc[2 * j], b = acc[2 * j + 1];
+        /* 128-bit lanes: [a0 a1 b0 b1] + [a2 a3 b2 b3] */
+        s1[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 a = s1[2 * j], b = s1[2 * j + 1];
+        s2[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                              _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+    for (int j = 0; j < 2; j++) {
+        __m512 a = s2[2 * j], b = s2[2 * j + 1];
+        s3[j] = _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    /* Lane 4*L + k now holds the sum of acc[4*k + L]; put lane j's sum in lane j. */
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(perm, r);
+}
+
+/* 16 dot products of one input row x with 16 consecutive weight rows w[0..15] (stride in). */
+static __m512 dot16_row(const float *x, const float *w, size_t in) {
+    __m512 acc[16];
+    for (int j = 0; j < 16; j++)
+        acc[j] = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + VW <= in; i += VW) {
+        __m512 xv = _mm512_loadu_ps(x + i);
+        for (int j = 0; j < 16; j++)
+            acc[j] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w + (size_t)j * in + i), acc[j]);
+    }
+    if (i < in) {
+        __mmask16 m = tail_mask(in - i);
+        __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+        for (int j = 0; j < 16; j++)
+            acc[j] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, w + (size_t)j * in + i), acc[j]);
+    }
+    return reduce16(acc);
+}
+
+/* 16 dot products of arbitrary (x row, w row) pairs. */
+static __m512 dot16_pairs(const float *const xp[16], const float *const wp[16], size_t in) {
+    __m512 acc[16];
+    for (int j = 0; j < 16; j++)
+        acc[j] = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + VW <= in; i += VW)
+        for (int j = 0; j < 16; j++)
+            acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(xp[j] + i), _mm512_loadu_ps(wp[j] + i), acc[j]);
+    if (i < in) {
+        __mmask16 m = tail_mask(in - i);
+        for (int j = 0; j < 16; j++)
+            acc[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, xp[j] + i),
+                                     _mm512_maskz_loadu_ps(m, wp[j] + i), acc[j]);
+    }
+    return reduce16(acc);
+}
+
+static void linear_dot(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                       size_t out, float *y) {
+    size_t full = out - out % 16; /* outputs covered by whole groups of 16, per row */
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * in;
+        float *yr = y + r * out;
+        for (size_t o = 0; o < full; o += 16) {
+            __m512 s = dot16_row(xr, w + o * in, in);
+            if (b) s = _mm512_add_ps(s, _mm512_loadu_ps(b + o));
+            _mm512_storeu_ps(yr + o, s);
+        }
+    }
+    if (full == out) return;
+    /* The remaining outputs of every row, taken 16 (row, output) pairs at a time. Unused slots of
+     * the last group repeat the first pair; their sums are discarded. */
+    const float *xp[16], *wp[16];
+    float *yp[16];
+    const float *bp[16];
+    float sums[16];
+    int n = 0;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t o = full; o < out; o++) {
+            xp[n] = x + r * in;
+            wp[n] = w + o * in;
+            yp[n] = y + r * out + o;
+            bp[n] = b ? b + o : NULL;
+            if (++n == 16 || (r + 1 == rows && o + 1 == out)) {
+                for (int j = n; j < 16; j++) {
+                    xp[j] = xp[0];
+                    wp[j] = wp[0];
+                }
+                _mm512_storeu_ps(sums, dot16_pairs(xp, wp, in));
+                for (int j = 0; j < n; j++)
+                    *yp[j] = bp[j] ? sums[j] + *bp[j] : sums[j];
+                n = 0;
+            }
+        }
+    }
+}
+
+/* One register block: nr (RB or 1, a constant after inlining) rows x PANEL outputs over kc inputs
+ * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
+ * y (later chunks); ow <= PANEL outputs are stored. */
+static inline __attribute__((always_inline)) void
+block(int nr, const float *x, size_t in, const float *pk, size_t kc, const float *b, int first,
+      float *y, size_t out, size_t ow) {
+    __m512 acc[RB][NV];
+    __mmask16 m[NV];
+    for (int v = 0; v < NV; v++) {
+        size_t c = (size_t)v * VW;
+        m[v] = c >= ow ? 0 : (ow - c >= VW ? (__mmask16)0xffff : tail_mask(ow - c));
+    }
+    for (int r = 0; r < nr; r++)
+        for (int v = 0; v < NV; v++) {
+            if (!first)
+                acc[r][v] = _mm512_maskz_loadu_ps(m[v], y + (size_t)r * out + (size_t)v * VW);
+            else if (b)
+                acc[r][v] = _mm512_maskz_loadu_ps(m[v], b + (size_t)v * VW);
+            else
+                acc[r][v] = _mm512_setzero_ps();
+        }
+    for (size_t k = 0; k < kc; k++) {
+        __m512 wv[NV];
+        for (int v = 0; v < NV; v++)
+            wv[v] = _mm512_loadu_ps(pk + k * PANEL + (size_t)v * VW);
+        for (int r = 0; r < nr; r++) {
+            __m512 xv = _mm512_set1_ps(x[(size_t)r * in + k]);
+            for (int v = 0; v < NV; v++)
+                acc[r][v] = _mm512_fmadd_ps(xv, wv[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int v = 0; v < NV; v++)
+            _mm512_mask_storeu_ps(y + (size_t)r * out + (size_t)v * VW, m[v], acc[r][v]);
+}
+
+static void linear_packed(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                          size_t out, float *y) {
+    float pk[KC * PANEL] __attribute__((aligned(64)));
+    for (size_t o0 = 0; o0 < out; o0 += PANEL) {
+        size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
+        for (size_t k0 = 0; k0 < in; k0 += KC) {
+            size_t kc = in - k0 < KC ? in - k0 : KC;
+            /* pk[k][c] = w[o0 + c][k0 + k], zero past the last output. */
+            for (size_t c = 0; c < PANEL; c++) {
+                if (c < ow) {
+                    const float *wr = w + (o0 + c) * in + k0;
+                    for (size_t k = 0; k < kc; k++)
+                        pk[k * PANEL + c] = wr[k];
+                } else {
+                    for (size_t k = 0; k < kc; k++)
+                        pk[k * PANEL + c] = 0.0f;
+                }
+            }
+            const float *bo = b ? b + o0 : NULL;
+            int first = k0 == 0;
+            size_t r = 0;
+            for (; r + RB <= rows; r += RB)
+                block(RB, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow);
+            for (; r < rows; r++)
+                block(1, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow);
+        }
+    }
+}
+
+static void avx512_linear(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                          size_t out, float *y) {
+    if (rows == 0 || out == 0) return;
+    if (in == 0) { /* empty sums: the bias alone */
+        for (size_t r = 0; r < rows; r++)
+            for (size_t o = 0; o < out; o++)
+                y[r * out + o] = b ? b[o] : 0.0f;
+        return;
+    }
+    if (rows >= PACK_MIN_ROWS && out >= VW)
+        linear_packed(x, rows, in, w, b, out, y);
+    else
+        linear_dot(x, rows, in, w, b, out, y);
+}
+
+/* "x < 0 ? 0 : x": an ordered less-than is false for NaN, so NaN passes through as in generic. */
+static void avx512_relu(float *x, size_t n) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += VW) {
+        __mmask16 m = n - i >= VW ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
+        _mm512_mask_storeu_ps(x + i, m, v);
+    }
+}
+
+static void avx512_tanh(float *x, size_t n) {
+    crl_kernels_generic()->tanh(x, n);
+}
+
+static void avx512_sigmoid(float *x, size_t n) {
+    crl_kernels_generic()->sigmoid(x, n);
+}
+
+/* v < lo ? lo : (v > hi ? hi : v), with the same precedence when lo > hi and NaN passing. */
+static void avx512_clip(float *x, size_t n, float lo, float hi) {
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (size_t i = 0; i < n; i += VW) {
+        __mmask16 m = n - i >= VW ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 t = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vhi, _CMP_GT_OQ), vhi);
+        t = _mm512_mask_mov_ps(t, _mm512_cmp_ps_mask(v, vlo, _CMP_LT_OQ), vlo);
+        _mm512_mask_storeu_ps(x + i, m, t);
+    }
+}
+
+static void avx512_add_row(float *x, size_t rows, size_t cols, const float *b) {
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * cols;
+        for (size_t c = 0; c < cols; c += VW) {
+            __mmask16 m = cols - c >= VW ? (__mmask16)0xffff : tail_mask(cols - c);
+            __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, xr + c), _mm512_maskz_loadu_ps(m, b + c));
+            _mm512_mask_storeu_ps(xr + c, m, v);
+        }
+    }
+}
+
+static void avx512_scale(float *x, size_t n, float alpha) {
+    const __m512 a = _mm512_set1_ps(alpha);
+    for (size_t i = 0; i < n; i += VW) {
+        __mmask16 m = n - i >= VW ? (__mmask16)0xffff : tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), a));
+    }
+}
+
+static const crl_kernels_t avx512_table = {
+    .name = "avx512",
+    .linear = avx512_linear,
+    .relu = avx512_relu,
+    .tanh = avx512_tanh,
+    .sigmoid = avx512_sigmoid,
+    .clip = avx512_clip,
+    .add_row = avx512_add_row,
+    .scale = avx512_scale,
+};
+
+const crl_kernels_t *crl_kernels_avx512(void) {
+    return &avx512_table;
+}

@@ -1,0 +1,287 @@
+/* test_kernels_isa.c: every ISA kernel table built into this binary and runnable on this CPU
+ * (avx2, avx512) against the generic reference: linear on many shapes (both of its internal
+ * paths, odd tails, several input chunks and output panels), unaligned rows and outputs, and
+ * nothing written outside the output; the elementwise kernels bit for bit on lengths 0..67 with
+ * special values. A table the CPU lacks is reported as skipped, not passed silently. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels/kernels.h"
+
+#define GUARD 16
+#define SENTINEL 1234.5f
+
+/* A fixed pseudo-random sequence, so failures reproduce. */
+static uint32_t rng_state = 987654321u;
+static uint32_t rnd_u32(void) {
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return rng_state;
+}
+static float rnd(void) {
+    return (float)((rnd_u32() >> 8) & 0xffff) / 16384.0f - 2.0f;
+}
+static size_t rnd_range(size_t lo, size_t hi) {
+    return lo + (size_t)(rnd_u32() >> 8) % (hi - lo + 1);
+}
+
+/* Whether this CPU (and OS) can run the table; __builtin_cpu_supports checks XGETBV too. */
+static int cpu_runs(const char *name) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (strcmp(name, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (strcmp(name, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("fma");
+#endif
+    (void)name;
+    return 0;
+}
+
+static const char *const isa_names[] = {"avx2", "avx512"};
+#define N_ISAS (sizeof(isa_names) / sizeof(isa_names[0]))
+
+/* The table, or NULL (with a note) when it is not built in or this CPU cannot run it. */
+static const crl_kernels_t *isa_table(const char *name) {
+    const crl_kernels_t *k = crl_kernels_by_name(name);
+    if (k == NULL) {
+        print_message("[  SKIP    ] %s: not built into this binary\n", name);
+        return NULL;
+    }
+    assert_string_equal(k->name, name);
+    if (!cpu_runs(name)) {
+        print_message("[  SKIP    ] %s: this CPU cannot run it\n", name);
+        return NULL;
+    }
+    return k;
+}
+
+/* A heap block of n floats starting `offset` floats into the allocation (so offset 1 gives rows
+ * that are not 16-byte aligned), filled with random values. */
+static float *rnd_block(size_t n, size_t offset, float **base) {
+    *base = malloc((n + offset + 1) * sizeof(float));
+    assert_non_null(*base);
+    for (size_t i = 0; i < n + offset + 1; i++)
+        (*base)[i] = rnd();
+    return *base + offset;
+}
+
+/* Output buffer with GUARD sentinels on both sides of rows*out floats at float offset `offset`. */
+static float *guarded(size_t n, size_t offset, float **base) {
+    *base = malloc((n + offset + 2 * GUARD) * sizeof(float));
+    assert_non_null(*base);
+    for (size_t i = 0; i < n + offset + 2 * GUARD; i++)
+        (*base)[i] = SENTINEL;
+    return *base + GUARD + offset;
+}
+
+static void check_guards(const float *y, size_t n, const char *what) {
+    for (size_t g = 1; g <= GUARD; g++)
+        if (y[-(ptrdiff_t)g] != SENTINEL) fail_msg("%s wrote %zu floats before its output", what, g);
+    for (size_t g = 0; g < GUARD; g++)
+        if (y[n + g] != SENTINEL) fail_msg("%s wrote past its output (index %zu)", what, n + g);
+}
+
+static void check_linear(const crl_kernels_t *k, size_t rows, size_t in, size_t out, int bias,
+                         size_t offset) {
+    float *xb, *wb, *bb, *yb, *rb;
+    const float *x = rnd_block(rows * in, offset, &xb);
+    const float *w = rnd_block(out * in, offset, &wb);
+    const float *b = bias ? rnd_block(out, offset, &bb) : (bb = NULL, NULL);
+    float *y = guarded(rows * out, offset, &yb);
+    float *ref = guarded(rows * out, 0, &rb);
+    crl_kernels_generic()->linear(x, rows, in, w, b, out, ref);
+    k->linear(x, rows, in, w, b, out, y);
+    char what[128];
+    snprintf(what, sizeof(what), "%s linear rows=%zu in=%zu out=%zu bias=%d offset=%zu", k->name,
+             rows, in, out, bias, offset);
+    check_guards(y, rows * out, what);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t o = 0; o < out; o++) {
+            /* Only reassociation is allowed: bound the difference by the terms' magnitudes. */
+            double mag = b ? fabs((double)b[o]) : 0.0;
+            for (size_t i = 0; i < in; i++)
+                mag += fabs((double)x[r * in + i] * (double)w[o * in + i]);
+            double got = y[r * out + o], want = ref[r * out + o];
+            if (!(fabs(got - want) <= 1e-5 * mag + 1e-30))
+                fail_msg("%s: y[%zu][%zu] = %.9g, generic %.9g", what, r, o, got, want);
+        }
+    free(xb);
+    free(wb);
+    free(bb);
+    free(yb);
+    free(rb);
+}
+
+static void test_linear_matches_generic(void **state) {
+    (void)state;
+    /* The model's layers, both sides of every vector width, panel and chunk boundary (16/64
+     * outputs and 64 inputs for avx512, 8/16 outputs and 256 inputs for avx2), and tiny ones. */
+    static const size_t fixed[][2] = {
+        {5, 64},  {64, 64}, {64, 3},  {1, 1},   {1, 130}, {130, 1},  {130, 130}, {3, 5},
+        {16, 16}, {17, 15}, {15, 17}, {8, 8},   {7, 9},   {9, 7},    {65, 63},   {63, 65},
+        {64, 16}, {2, 129}, {33, 31}, {300, 20}, {257, 9}, {128, 100}, {5, 3},     {64, 1},
+    };
+    static const size_t row_counts[] = {1, 2, 7, 33, 1000};
+    size_t ran = 0;
+    for (size_t t = 0; t < N_ISAS; t++) {
+        const crl_kernels_t *k = isa_table(isa_names[t]);
+        if (k == NULL) continue;
+        for (size_t rc = 0; rc < sizeof(row_counts) / sizeof(row_counts[0]); rc++) {
+            size_t rows = row_counts[rc];
+            for (size_t s = 0; s < sizeof(fixed) / sizeof(fixed[0]); s++) {
+                if (rows == 1000 && fixed[s][0] * fixed[s][1] > 20000) continue; /* time */
+                for (int bias = 0; bias < 2; bias++)
+                    check_linear(k, rows, fixed[s][0], fixed[s][1], bias, (size_t)bias);
+            }
+            for (int s = 0; s < 12; s++) /* random shapes, every (bias, offset) combination */
+                check_linear(k, rows, rnd_range(1, 130), rnd_range(1, 130), s & 1, (s >> 1) & 1);
+        }
+        /* in = 0: the output is the bias (or zeros). */
+        check_linear(k, 3, 0, 5, 1, 1);
+        check_linear(k, 9, 0, 17, 0, 0);
+        ran++;
+    }
+    if (ran == 0) print_message("[  SKIP    ] no ISA table runs here; generic only\n");
+}
+
+static void test_linear_zero_rows_or_outputs(void **state) {
+    (void)state;
+    for (size_t t = 0; t < N_ISAS; t++) {
+        const crl_kernels_t *k = isa_table(isa_names[t]);
+        if (k == NULL) continue;
+        float v[4] = {1, 2, 3, 4}, y[2] = {SENTINEL, SENTINEL};
+        k->linear(v, 0, 2, v, v, 2, y);
+        k->linear(v, 2, 2, v, v, 0, y);
+        assert_true(y[0] == SENTINEL && y[1] == SENTINEL);
+    }
+}
+
+/* Inputs for the elementwise ops: random values in [-6, 6) with special ones sprinkled in. */
+static void fill_special(float *v, size_t n) {
+    static const float specials[] = {0.0f,  -0.0f, NAN,     INFINITY, -INFINITY, 100.0f, -100.0f,
+                                     1e30f, -1e30f, 1e-40f, -1e-40f,  0.75f,     -1.5f,  20.0f};
+    for (size_t i = 0; i < n; i++)
+        v[i] = (rnd_u32() >> 29) == 0 /* high bits: an LCG's low bits have short periods */
+                   ? specials[(rnd_u32() >> 8) % (sizeof(specials) / sizeof(specials[0]))]
+                   : rnd() * 3.0f;
+}
+
+/* Bit-for-bit equality (NaN payloads included: every op here passes its input NaN through). */
+static void assert_same_bits(const float *got, const float *want, size_t n, const char *what,
+                             size_t len) {
+    if (memcmp(got, want, n * sizeof(float)) != 0)
+        for (size_t i = 0; i < n; i++) {
+            uint32_t a, b;
+            memcpy(&a, &got[i], 4);
+            memcpy(&b, &want[i], 4);
+            if (a != b)
+                fail_msg("%s (n=%zu): [%zu] = %.9g (0x%08x), generic %.9g (0x%08x)", what, len, i,
+                         (double)got[i], a, (double)want[i], b);
+        }
+}
+
+enum { OP_RELU, OP_TANH, OP_SIGMOID, OP_CLIP, OP_CLIP_INVERTED, OP_SCALE, N_OPS };
+
+static void apply(const crl_kernels_t *k, int op, float *v, size_t n) {
+    switch (op) {
+    case OP_RELU:
+        k->relu(v, n);
+        break;
+    case OP_TANH:
+        k->tanh(v, n);
+        break;
+    case OP_SIGMOID:
+        k->sigmoid(v, n);
+        break;
+    case OP_CLIP:
+        k->clip(v, n, -1.5f, 0.75f);
+        break;
+    case OP_CLIP_INVERTED: /* lo > hi: "v < lo" wins, as in generic */
+        k->clip(v, n, 1.0f, -1.0f);
+        break;
+    case OP_SCALE:
+        k->scale(v, n, -0.3f);
+        break;
+    }
+}
+
+static void test_elementwise_match_generic(void **state) {
+    (void)state;
+    static const char *const op_names[N_OPS] = {"relu", "tanh", "sigmoid", "clip", "clip(lo>hi)",
+                                                "scale"};
+    enum { MAXN = 67 };
+    for (size_t t = 0; t < N_ISAS; t++) {
+        const crl_kernels_t *k = isa_table(isa_names[t]);
+        if (k == NULL) continue;
+        for (int op = 0; op < N_OPS; op++)
+            for (size_t n = 0; n <= MAXN; n++)
+                for (size_t off = 0; off < 2; off++) {
+                    float src[MAXN], want[MAXN], gotb[MAXN + 1 + 2 * GUARD];
+                    fill_special(src, n);
+                    memcpy(want, src, n * sizeof(float));
+                    apply(crl_kernels_generic(), op, want, n);
+                    for (size_t i = 0; i < sizeof(gotb) / sizeof(gotb[0]); i++)
+                        gotb[i] = SENTINEL;
+                    float *got = gotb + GUARD + off;
+                    memcpy(got, src, n * sizeof(float));
+                    apply(k, op, got, n);
+                    char what[64];
+                    snprintf(what, sizeof(what), "%s %s", k->name, op_names[op]);
+                    check_guards(got, n, what);
+                    assert_same_bits(got, want, n, what, n);
+                }
+    }
+}
+
+static void test_add_row_matches_generic(void **state) {
+    (void)state;
+    static const size_t row_counts[] = {0, 1, 2, 7, 33};
+    enum { MAXC = 67, MAXR = 33 };
+    for (size_t t = 0; t < N_ISAS; t++) {
+        const crl_kernels_t *k = isa_table(isa_names[t]);
+        if (k == NULL) continue;
+        for (size_t rc = 0; rc < sizeof(row_counts) / sizeof(row_counts[0]); rc++)
+            for (size_t cols = 0; cols <= MAXC; cols++) {
+                size_t rows = row_counts[rc], n = rows * cols, off = cols & 1;
+                static float src[MAXR * MAXC], want[MAXR * MAXC], bias[MAXC + 1];
+                static float gotb[MAXR * MAXC + 1 + 2 * GUARD];
+                fill_special(src, n);
+                fill_special(bias, cols + 1);
+                const float *b = bias + off; /* unaligned bias rows too */
+                memcpy(want, src, n * sizeof(float));
+                crl_kernels_generic()->add_row(want, rows, cols, b);
+                for (size_t i = 0; i < sizeof(gotb) / sizeof(gotb[0]); i++)
+                    gotb[i] = SENTINEL;
+                float *got = gotb + GUARD + off;
+                memcpy(got, src, n * sizeof(float));
+                k->add_row(got, rows, cols, b);
+                char what[64];
+                snprintf(what, sizeof(what), "%s add_row rows=%zu cols=%zu", k->name, rows, cols);
+                check_guards(got, n, what);
+                /* NaN + NaN may keep either payload; compare those as "both NaN". */
+                for (size_t i = 0; i < n; i++)
+                    if (isnan(got[i]) && isnan(want[i])) got[i] = want[i];
+                assert_same_bits(got, want, n, what, n);
+            }
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear_matches_generic),
+        cmocka_unit_test(test_linear_zero_rows_or_outputs),
+        cmocka_unit_test(test_elementwise_match_generic),
+        cmocka_unit_test(test_add_row_matches_generic),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
