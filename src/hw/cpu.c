@@ -148,8 +148,8 @@ static void x86_identity(crl_hw_info_t *out) {
 
     if (__get_cpuid(0x80000000u, &a, &b, &c, &d) && a >= 0x80000004u) {
         unsigned regs[12];
-        for (unsigned i = 0; i < 3; i++)
-            __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2],
+        for (size_t i = 0; i < 3; i++)
+            __get_cpuid(0x80000002u + (unsigned)i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2],
                         &regs[4 * i + 3]);
         char brand[49];
         memcpy(brand, regs, 48);

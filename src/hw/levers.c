@@ -267,7 +267,9 @@ crl_status crl_hw_mlock(const void *p, size_t n, crl_err *err) {
     if (end < (uintptr_t)p || end > UINTPTR_MAX - (uintptr_t)page)
         return crl_err_set(err, CRL_EINVAL, "mlock: the range wraps around the address space");
     end = (end + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    if (mlock((const void *)start, end - start) == 0) return CRL_OK;
+    /* The raw system call: sanitizer runtimes replace mlock() with a no-op that reports
+     * success, which would make the sanitized binary claim memory it never locked. */
+    if (syscall(SYS_mlock, start, (size_t)(end - start)) == 0) return CRL_OK;
 
     int e = errno;
     size_t len = end - start;

@@ -113,7 +113,7 @@ static void cpuinfo_topology(const char *root, crl_hw_info_t *out) {
     char line[512];
     while (fgets(line, sizeof(line), f)) {
         const char *v;
-        if ((v = cpuinfo_value(line, "processor"))) {
+        if (cpuinfo_value(line, "processor")) {
             processors++;
             pkg = 0;
         } else if ((v = cpuinfo_value(line, "physical id"))) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/log.h"
 #include "core/time.h"
 #include "json/write.h"
 
@@ -82,6 +83,11 @@ void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char 
     char *pt = h2o_mem_alloc_pool(&req->pool, 32);
     add_hdr_str(req, "x-process-time", pt, fmt_seconds(pt, dur));
     crl_metrics_http(rc->w->metrics, rc->route, rc->method, status, dur);
+    if (crl_log_enabled(CRL_LOG_DEBUG)) /* the access log: DEBUG only, it costs a write */
+        crl_log(CRL_LOG_DEBUG, "http_request", "%.*s %.*s %d %.3f ms request_id=%s",
+                (int)req->method.len, req->method.base,
+                (int)(req->path.len < 200 ? req->path.len : 200), req->path.base, status,
+                (double)dur * 1e-6, rc->rid);
 
     h2o_start_response(req, &k_generator);
     if (rc->method == CRL_METHOD_HEAD) {

@@ -101,6 +101,9 @@ static void *worker_main(void *arg) {
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
 
+    /* Take the model and plan this worker's buffers now, not on the first request (and lock them
+     * into RAM when optimization.memory_pinning is on). */
+    crl_server__refresh_model(w);
     while (!atomic_load(&w->stop))
         h2o_evloop_run(w->ctx.loop, INT32_MAX);
 

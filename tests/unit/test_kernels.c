@@ -1,5 +1,6 @@
 /* test_kernels.c: the generic kernels against naive double-precision math on odd shapes and
- * unaligned rows, and the kernel-table selection with its fallback. */
+ * unaligned rows, the kernel-table choice with its fallback, and the CPU-feature to ISA mapping.
+ * (The ISA tables against generic: test_kernels_isa.c.) */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "core/cpufeat.h"
 #include "kernels/kernels.h"
 
 /* A fixed pseudo-random sequence in [-2, 2), so failures reproduce. */
@@ -172,20 +174,58 @@ static void test_zero_length_is_noop(void **state) {
 
 static void test_selection(void **state) {
     (void)state;
-    /* Before any selection, callers get the reference table. */
+    /* Before any choice, callers get the reference table. */
     assert_ptr_equal(crl_kernels(), crl_kernels_generic());
-    const crl_kernels_t *best = crl_kernels_select(NULL);
+    const unsigned all = CRL_ISA_AVX2 | CRL_ISA_AVX512 | CRL_ISA_NEON;
+    const crl_kernels_t *best = crl_kernels_choose(all, NULL);
     assert_non_null(best);
     assert_non_null(best->linear);
     assert_ptr_equal(crl_kernels(), best);
+#if defined(__x86_64__)
+    /* Both ISA tables are built on x86_64, and avx512 is preferred to avx2. */
+    assert_string_equal(best->name, "avx512");
+    assert_ptr_equal(crl_kernels_choose(CRL_ISA_AVX2, NULL), crl_kernels_by_name("avx2"));
+#else
+    assert_ptr_equal(best, crl_kernels_generic());
+#endif
 
-    assert_ptr_equal(crl_kernels_select("generic"), crl_kernels_generic());
+    /* Nothing allowed: generic, whatever is asked for. */
+    assert_ptr_equal(crl_kernels_choose(0, NULL), crl_kernels_generic());
+    assert_ptr_equal(crl_kernels(), crl_kernels_generic());
+    assert_ptr_equal(crl_kernels_choose(0, "avx512"), crl_kernels_generic());
+    assert_ptr_equal(crl_kernels_choose(0, "avx2"), crl_kernels_generic());
+
+    /* Forcing generic works with everything allowed. */
+    assert_ptr_equal(crl_kernels_choose(all, "generic"), crl_kernels_generic());
     assert_string_equal(crl_kernels()->name, "generic");
 
-    /* An unknown name is not fatal: it falls back to the best available table. */
-    assert_ptr_equal(crl_kernels_select("no-such-isa"), best);
+    /* Without the AVX512 bit, avx512 is never chosen, not even when forced. */
+    for (unsigned allowed = 0; allowed < 8; allowed++) {
+        if (allowed & CRL_ISA_AVX512) continue;
+        assert_string_not_equal(crl_kernels_choose(allowed, NULL)->name, "avx512");
+        assert_string_not_equal(crl_kernels_choose(allowed, "avx512")->name, "avx512");
+    }
+
+    /* An unknown name is not fatal: it falls back to the best allowed table. */
+    assert_ptr_equal(crl_kernels_choose(all, "no-such-isa"), best);
     assert_ptr_equal(crl_kernels(), best);
-    assert_ptr_equal(crl_kernels_select(""), best);
+    assert_ptr_equal(crl_kernels_choose(all, ""), best);
+    assert_ptr_equal(crl_kernels_choose(CRL_ISA_AVX2, "no-such-isa"),
+                     crl_kernels_choose(CRL_ISA_AVX2, NULL));
+
+#if defined(__x86_64__)
+    /* A forced table that is allowed is taken even when a better one is allowed too. */
+    assert_string_equal(crl_kernels_choose(all, "avx2")->name, "avx2");
+    assert_string_equal(crl_kernels_choose(CRL_ISA_AVX2, "avx512")->name, "avx2");
+#endif
+
+    /* The deprecated crl_kernels_select only ever gives generic (it allows no ISA table). */
+    assert_ptr_equal(crl_kernels_select("generic"), crl_kernels_generic());
+    assert_ptr_equal(crl_kernels_select(NULL), crl_kernels_generic());
+
+    assert_null(crl_kernels_by_name("no-such-isa"));
+    assert_null(crl_kernels_by_name(NULL));
+    assert_ptr_equal(crl_kernels_by_name("generic"), crl_kernels_generic());
 
     const crl_kernels_t *g = crl_kernels_generic();
     assert_non_null(g->relu);
@@ -196,12 +236,33 @@ static void test_selection(void **state) {
     assert_non_null(g->scale);
 }
 
+/* CPU feature bits -> ISA tables: every required bit matters. */
+static void test_isas_for(void **state) {
+    (void)state;
+    const unsigned avx2 = CRL_CPU_SSE42 | CRL_CPU_AVX | CRL_CPU_AVX2 | CRL_CPU_FMA;
+    const unsigned avx512 =
+        avx2 | CRL_CPU_AVX512F | CRL_CPU_AVX512BW | CRL_CPU_AVX512VL | CRL_CPU_AVX512DQ;
+    assert_int_equal(crl_kernels_isas_for(0), 0);
+    assert_int_equal(crl_kernels_isas_for(CRL_CPU_SSE42 | CRL_CPU_AVX), 0);
+    assert_int_equal(crl_kernels_isas_for(avx2), CRL_ISA_AVX2);
+    assert_int_equal(crl_kernels_isas_for(avx2 & ~CRL_CPU_FMA), 0);
+    assert_int_equal(crl_kernels_isas_for(avx512), CRL_ISA_AVX2 | CRL_ISA_AVX512);
+    assert_int_equal(crl_kernels_isas_for(avx512 | CRL_CPU_AVX512BF16 | CRL_CPU_AMX),
+                     CRL_ISA_AVX2 | CRL_ISA_AVX512);
+    static const unsigned each[] = {CRL_CPU_AVX512F, CRL_CPU_AVX512BW, CRL_CPU_AVX512VL,
+                                    CRL_CPU_AVX512DQ, CRL_CPU_FMA};
+    for (size_t i = 0; i < sizeof(each) / sizeof(each[0]); i++)
+        assert_false(crl_kernels_isas_for(avx512 & ~each[i]) & CRL_ISA_AVX512);
+    assert_int_equal(crl_kernels_isas_for(CRL_CPU_NEON), CRL_ISA_NEON);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_selection), /* first: checks the state before any selection */
         cmocka_unit_test(test_linear_odd_shapes), cmocka_unit_test(test_linear_exact_small),
         cmocka_unit_test(test_activations),       cmocka_unit_test(test_nan_propagates),
         cmocka_unit_test(test_add_row),           cmocka_unit_test(test_zero_length_is_noop),
+        cmocka_unit_test(test_isas_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /* test_kernels_isa.c: every ISA kernel table built into this binary and runnable on this CPU
  * (avx2, avx512) against the generic reference: linear on many shapes (both of its internal
- * paths, odd tails, several input chunks and output panels), unaligned rows and outputs, and
- * nothing written outside the output; the elementwise kernels bit for bit on lengths 0..67 with
- * special values. A table the CPU lacks is reported as skipped, not passed silently. */
+ * paths, odd tails, several input chunks and output panels), unaligned rows and outputs,
+ * nothing written outside the output, and the same bits for a row alone or in a batch; the
+ * elementwise kernels bit for bit on lengths 0..67 with special values. A table the CPU lacks is
+ * reported as skipped, not passed silently. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,7 +87,8 @@ static float *guarded(size_t n, size_t offset, float **base) {
 
 static void check_guards(const float *y, size_t n, const char *what) {
     for (size_t g = 1; g <= GUARD; g++)
-        if (y[-(ptrdiff_t)g] != SENTINEL) fail_msg("%s wrote %zu floats before its output", what, g);
+        if (y[-(ptrdiff_t)g] != SENTINEL)
+            fail_msg("%s wrote %zu floats before its output", what, g);
     for (size_t g = 0; g < GUARD; g++)
         if (y[n + g] != SENTINEL) fail_msg("%s wrote past its output (index %zu)", what, n + g);
 }
@@ -127,8 +129,8 @@ static void test_linear_matches_generic(void **state) {
     /* The model's layers, both sides of every vector width, panel and chunk boundary (16/64
      * outputs and 64 inputs for avx512, 8/16 outputs and 256 inputs for avx2), and tiny ones. */
     static const size_t fixed[][2] = {
-        {5, 64},  {64, 64}, {64, 3},  {1, 1},   {1, 130}, {130, 1},  {130, 130}, {3, 5},
-        {16, 16}, {17, 15}, {15, 17}, {8, 8},   {7, 9},   {9, 7},    {65, 63},   {63, 65},
+        {5, 64},  {64, 64}, {64, 3},  {1, 1},    {1, 130}, {130, 1},   {130, 130}, {3, 5},
+        {16, 16}, {17, 15}, {15, 17}, {8, 8},    {7, 9},   {9, 7},     {65, 63},   {63, 65},
         {64, 16}, {2, 129}, {33, 31}, {300, 20}, {257, 9}, {128, 100}, {5, 3},     {64, 1},
     };
     static const size_t row_counts[] = {1, 2, 7, 33, 1000};
@@ -166,9 +168,49 @@ static void test_linear_zero_rows_or_outputs(void **state) {
     }
 }
 
+/* A row's outputs must be the same bits whether it runs alone or with others: the dynamic
+ * batcher mixes rows of unrelated requests, and each request's answer must not depend on them. */
+static void test_linear_batch_invariant(void **state) {
+    (void)state;
+    static const size_t shapes[][2] = {{5, 64}, {64, 64},  {64, 3},  {17, 15}, {130, 130},
+                                       {3, 5},  {300, 20}, {16, 17}, {1, 1},   {7, 9}};
+    static const size_t chunks[] = {1, 2, 3, 5, 7, 16, 33};
+    enum { ROWS = 200 };
+    for (size_t t = 0; t < N_ISAS + 1; t++) {
+        const crl_kernels_t *k = t < N_ISAS ? isa_table(isa_names[t]) : crl_kernels_generic();
+        if (k == NULL) continue;
+        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+            size_t in = shapes[s][0], out = shapes[s][1];
+            float *xb, *wb, *bb;
+            const float *x = rnd_block(ROWS * in, 0, &xb), *w = rnd_block(out * in, 0, &wb);
+            const float *b = rnd_block(out, 0, &bb);
+            float *all = malloc(ROWS * out * sizeof(float)),
+                  *part = malloc(ROWS * out * sizeof(float));
+            assert_non_null(all);
+            assert_non_null(part);
+            k->linear(x, ROWS, in, w, b, out, all);
+            for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+                for (size_t r = 0; r < ROWS; r += chunks[c]) {
+                    size_t n = ROWS - r < chunks[c] ? ROWS - r : chunks[c];
+                    k->linear(x + r * in, n, in, w, b, out, part + r * out);
+                }
+                if (memcmp(all, part, ROWS * out * sizeof(float)) != 0)
+                    fail_msg("%s linear %zux%zu: rows run %zu at a time differ from one batch of "
+                             "%d",
+                             k->name, in, out, chunks[c], ROWS);
+            }
+            free(xb);
+            free(wb);
+            free(bb);
+            free(all);
+            free(part);
+        }
+    }
+}
+
 /* Inputs for the elementwise ops: random values in [-6, 6) with special ones sprinkled in. */
 static void fill_special(float *v, size_t n) {
-    static const float specials[] = {0.0f,  -0.0f, NAN,     INFINITY, -INFINITY, 100.0f, -100.0f,
+    static const float specials[] = {0.0f,  -0.0f,  NAN,    INFINITY, -INFINITY, 100.0f, -100.0f,
                                      1e30f, -1e30f, 1e-40f, -1e-40f,  0.75f,     -1.5f,  20.0f};
     for (size_t i = 0; i < n; i++)
         v[i] = (rnd_u32() >> 29) == 0 /* high bits: an LCG's low bits have short periods */
@@ -217,8 +259,8 @@ static void apply(const crl_kernels_t *k, int op, float *v, size_t n) {
 
 static void test_elementwise_match_generic(void **state) {
     (void)state;
-    static const char *const op_names[N_OPS] = {"relu", "tanh", "sigmoid", "clip", "clip(lo>hi)",
-                                                "scale"};
+    static const char *const op_names[N_OPS] = {"relu", "tanh",        "sigmoid",
+                                                "clip", "clip(lo>hi)", "scale"};
     enum { MAXN = 67 };
     for (size_t t = 0; t < N_ISAS; t++) {
         const crl_kernels_t *k = isa_table(isa_names[t]);
@@ -280,6 +322,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_matches_generic),
         cmocka_unit_test(test_linear_zero_rows_or_outputs),
+        cmocka_unit_test(test_linear_batch_invariant),
         cmocka_unit_test(test_elementwise_match_generic),
         cmocka_unit_test(test_add_row_matches_generic),
     };

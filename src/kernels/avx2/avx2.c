@@ -3,19 +3,23 @@
  * support both (crl_kernels_isas_for).
  *
  * linear has the same two paths as avx512.c (see there for why):
- *  - "packed" (rows >= PACK_MIN_ROWS and out >= 8): W transposed one panel of 16 outputs by up to
- *    KC inputs at a time into a stack buffer, then a 6-row x 16-output register block with x[r][k]
- *    broadcast (12 accumulators + 2 weight vectors + 1 broadcast fit the 16 ymm registers).
- *  - "dot" (everything else, notably batch 1): 8 dot products at a time along the inputs, summed
+ *  - "packed" (out >= 8 and in < 8): W transposed one panel of 16
+ *    outputs by up to KC inputs at a time into a stack buffer, then a 6-row x 16-output register
+ *    block with x[r][k] broadcast (12 accumulators + 2 weight vectors + 1 broadcast fit the 16
+ *    ymm registers). Below PACK_MIN_ROWS rows the same arithmetic runs unpacked.
+ *  - "dot" (everything else): 8 dot products at a time along the inputs, summed
  *    horizontally by one hadd tree; outputs that do not fill a group of 8 are gathered across rows
  *    into groups of 8 (row, output) pairs.
  * Input tails use masked loads, so nothing is read past a row. Results differ from generic only
- * by float reassociation (the tests bound it).
+ * by float reassociation (the tests bound it). A row's outputs do not depend on the number of rows
+ * (batch invariance, see avx512.c): the path depends on the shape only, and dot8_row and
+ * dot8_pairs give every dot product the same FMA order and addition tree.
  *
  * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid call the generic
  * (libm) versions: a vectorised approximation would have to stay within a few ulp of tanhf/expf to
  * keep the torch comparison at 1e-5, and these run on the narrow last layer only. */
 #include <immintrin.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +31,7 @@
 #define PANEL (NV * VW) /* outputs per packed panel */
 #define PACK_FLOATS 4096
 #define KC (PACK_FLOATS / PANEL) /* inputs per packed chunk */
+/* Below this many rows the packed path skips the packing (linear_fma_rows; measured). */
 #define PACK_MIN_ROWS 4
 
 /* mask_for(n) for 0 <= n <= 8: the first n lanes set (a sliding window over this table). */
@@ -73,7 +78,8 @@ static __m256 dot8_pairs(const float *const xp[8], const float *const wp[8], siz
     size_t i = 0;
     for (; i + VW <= in; i += VW)
         for (int j = 0; j < 8; j++)
-            acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(xp[j] + i), _mm256_loadu_ps(wp[j] + i), acc[j]);
+            acc[j] =
+                _mm256_fmadd_ps(_mm256_loadu_ps(xp[j] + i), _mm256_loadu_ps(wp[j] + i), acc[j]);
     if (i < in) {
         __m256i m = mask_for(in - i);
         for (int j = 0; j < 8; j++)
@@ -127,9 +133,10 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
  * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
  * y (later chunks); ow <= PANEL outputs are stored. Whole vectors use plain stores because
  * vmaskmovps stores are slow on some CPUs (AMD among them); only the panel's tail is masked. */
-static inline __attribute__((always_inline)) void
-block(int nr, const float *x, size_t in, const float *pk, size_t kc, const float *b, int first,
-      float *y, size_t out, size_t ow) {
+static inline __attribute__((always_inline)) void block(int nr, const float *x, size_t in,
+                                                        const float *pk, size_t kc, const float *b,
+                                                        int first, float *y, size_t out,
+                                                        size_t ow) {
     __m256 acc[RB][NV];
     __m256i m[NV];
     int whole[NV];
@@ -168,6 +175,38 @@ block(int nr, const float *x, size_t in, const float *pk, size_t kc, const float
         }
 }
 
+/* The packed path's arithmetic without the packing, for a few rows (packing W would cost more
+ * than the rows themselves): per output, start from the bias (or +0) and add x[k] * w[o][k] with
+ * one fused multiply-add per k in input order, exactly as block() does in each lane, so the
+ * result has the same bits (batch invariance). */
+static void linear_fma_rows(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                            size_t out, float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * in;
+        size_t o = 0;
+        /* Eight independent chains at a time: one chain alone would wait on FMA latency. */
+        for (; o + 8 <= out; o += 8) {
+            float acc[8];
+            for (int j = 0; j < 8; j++)
+                acc[j] = b ? b[o + (size_t)j] : 0.0f;
+            for (size_t k = 0; k < in; k++) {
+                float xk = xr[k];
+                for (int j = 0; j < 8; j++)
+                    acc[j] = fmaf(xk, w[(o + (size_t)j) * in + k], acc[j]);
+            }
+            for (int j = 0; j < 8; j++)
+                y[r * out + o + (size_t)j] = acc[j];
+        }
+        for (; o < out; o++) {
+            const float *wo = w + o * in;
+            float acc = b ? b[o] : 0.0f;
+            for (size_t k = 0; k < in; k++)
+                acc = fmaf(xr[k], wo[k], acc);
+            y[r * out + o] = acc;
+        }
+    }
+}
+
 static void linear_packed(const float *x, size_t rows, size_t in, const float *w, const float *b,
                           size_t out, float *y) {
     float pk[KC * PANEL] __attribute__((aligned(32)));
@@ -175,16 +214,16 @@ static void linear_packed(const float *x, size_t rows, size_t in, const float *w
         size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
         for (size_t k0 = 0; k0 < in; k0 += KC) {
             size_t kc = in - k0 < KC ? in - k0 : KC;
-            /* pk[k][c] = w[o0 + c][k0 + k], zero past the last output. */
-            for (size_t c = 0; c < PANEL; c++) {
-                if (c < ow) {
-                    const float *wr = w + (o0 + c) * in + k0;
-                    for (size_t k = 0; k < kc; k++)
-                        pk[k * PANEL + c] = wr[k];
-                } else {
-                    for (size_t k = 0; k < kc; k++)
-                        pk[k * PANEL + c] = 0.0f;
-                }
+            /* pk[k][c] = w[o0 + c][k0 + k], zero past the last output. Written row by row:
+             * contiguous stores, strided loads. */
+            const float *wp = w + o0 * in + k0;
+            for (size_t k = 0; k < kc; k++) {
+                float *pr = pk + k * PANEL;
+                size_t c = 0;
+                for (; c < ow; c++)
+                    pr[c] = wp[c * in + k];
+                for (; c < PANEL; c++)
+                    pr[c] = 0.0f;
             }
             const float *bo = b ? b + o0 : NULL;
             int first = k0 == 0;
@@ -206,10 +245,14 @@ static void avx2_linear(const float *x, size_t rows, size_t in, const float *w, 
                 y[r * out + o] = b ? b[o] : 0.0f;
         return;
     }
-    if (rows >= PACK_MIN_ROWS && out >= VW)
-        linear_packed(x, rows, in, w, b, out, y);
-    else
+    if (out >= VW && in < VW) {
+        if (rows < PACK_MIN_ROWS)
+            linear_fma_rows(x, rows, in, w, b, out, y);
+        else
+            linear_packed(x, rows, in, w, b, out, y);
+    } else {
         linear_dot(x, rows, in, w, b, out, y);
+    }
 }
 
 /* "x < 0 ? 0 : x": an ordered less-than is false for NaN, so NaN passes through as in generic. */
@@ -253,7 +296,8 @@ static void avx2_add_row(float *x, size_t rows, size_t cols, const float *b) {
         float *xr = x + r * cols;
         size_t c = 0;
         for (; c + VW <= cols; c += VW)
-            _mm256_storeu_ps(xr + c, _mm256_add_ps(_mm256_loadu_ps(xr + c), _mm256_loadu_ps(b + c)));
+            _mm256_storeu_ps(xr + c,
+                             _mm256_add_ps(_mm256_loadu_ps(xr + c), _mm256_loadu_ps(b + c)));
         for (; c < cols; c++)
             xr[c] += b[c];
     }

@@ -3,20 +3,30 @@
  * the CPU and OS support all of them (crl_kernels_isas_for).
  *
  * linear has two paths, because the shapes that matter pull in opposite directions:
- *  - "packed" (rows >= PACK_MIN_ROWS and out >= 16): W is transposed, one panel of up to 64
- *    outputs by up to KC inputs at a time, into a stack buffer; a 6-row x 64-output register
- *    block then does y[r][o..o+63] += x[r][k] * Wt[k][o..o+63] with x[r][k] broadcast. No
- *    horizontal sums, and the transposition is paid once per call, whatever the batch.
- *  - "dot" (everything else, notably batch 1): 16 dot products at a time along the inputs, summed
+ *  - "packed" (out >= 16 and in < 16, e.g. the 5->64 first layer): W is transposed, one panel of
+ *    up to 64 outputs by up to KC inputs at a time, into a stack buffer; a 6-row x 64-output
+ *    register block then does y[r][o..o+63] += x[r][k] * Wt[k][o..o+63] with x[r][k] broadcast. No
+ *    horizontal sums, and the transposition is paid once per call; below PACK_MIN_ROWS rows the
+ *    same arithmetic runs unpacked (linear_fma_rows).
+ *  - "dot" (everything else): 16 dot products at a time along the inputs, summed
  *    horizontally by one transposing reduction tree. Outputs that do not fill a group of 16 (all of
  *    them when out < 16, e.g. out = 3) are gathered across rows into groups of 16 (row, output)
- *    pairs, so a 64->3 layer at batch 1000 still fills the vector.
+ *    pairs, so a 64->3 layer at batch 1000 still fills the vector; a last group of SMALL_GROUP
+ *    pairs or fewer is done one dot product at a time.
  * Results differ from generic only by float reassociation (the tests bound it).
+ *
+ * Batch invariance: a row's outputs are the same bits whatever the number of rows, because the
+ * dynamic batcher runs rows of unrelated requests together and a request's answer must not depend
+ * on its neighbours. So the path depends on the shape only, never on rows, and every dot product
+ * of the dot path (dot16_row, dot16_pairs, dot1) uses the same FMA order and addition tree.
+ * The price: a wide layer (in >= 16) uses the dot path even at batch 256, where packing would be
+ * about 3x faster; weights packed once at load time would remove the trade-off.
  *
  * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid call the generic
  * (libm) versions: a vectorised approximation would have to stay within a few ulp of tanhf/expf to
  * keep the torch comparison at 1e-5, and these run on the narrow last layer only. */
 #include <immintrin.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,7 +38,10 @@
 #define PANEL (NV * VW) /* outputs per packed panel */
 #define PACK_FLOATS 4096
 #define KC (PACK_FLOATS / PANEL) /* inputs per packed chunk */
+/* Below this many rows the packed path skips the packing (linear_fma_rows; measured). */
 #define PACK_MIN_ROWS 4
+/* A last group of this many pairs or fewer is done one dot product at a time. */
+#define SMALL_GROUP 4
 
 static inline __mmask16 tail_mask(size_t n) {
     return (__mmask16)((1u << n) - 1u);
@@ -89,7 +102,8 @@ static __m512 dot16_pairs(const float *const xp[16], const float *const wp[16], 
     size_t i = 0;
     for (; i + VW <= in; i += VW)
         for (int j = 0; j < 16; j++)
-            acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(xp[j] + i), _mm512_loadu_ps(wp[j] + i), acc[j]);
+            acc[j] =
+                _mm512_fmadd_ps(_mm512_loadu_ps(xp[j] + i), _mm512_loadu_ps(wp[j] + i), acc[j]);
     if (i < in) {
         __mmask16 m = tail_mask(in - i);
         for (int j = 0; j < 16; j++)
@@ -97,6 +111,28 @@ static __m512 dot16_pairs(const float *const xp[16], const float *const wp[16], 
                                      _mm512_maskz_loadu_ps(m, wp[j] + i), acc[j]);
     }
     return reduce16(acc);
+}
+
+/* One dot product, for the last few (row, output) pairs when a group of 16 would be mostly
+ * wasted work (e.g. the 3 outputs of a 64->3 layer at batch 1). It must give the bits one slot of
+ * dot16_pairs gives (see "batch invariance" above): one accumulator, the same FMA order, and
+ * reduce16's addition tree for one vector. */
+static float dot1(const float *x, const float *w, size_t in) {
+    __m512 acc = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + VW <= in; i += VW)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(w + i), acc);
+    if (i < in) {
+        __mmask16 m = tail_mask(in - i);
+        acc =
+            _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, w + i), acc);
+    }
+    /* 128-bit quarters q0..q3: e = (q0 + q2) + (q1 + q3), then (e0 + e2) + (e1 + e3). */
+    __m128 e =
+        _mm_add_ps(_mm_add_ps(_mm512_extractf32x4_ps(acc, 0), _mm512_extractf32x4_ps(acc, 2)),
+                   _mm_add_ps(_mm512_extractf32x4_ps(acc, 1), _mm512_extractf32x4_ps(acc, 3)));
+    __m128 f = _mm_add_ps(e, _mm_movehl_ps(e, e));
+    return _mm_cvtss_f32(_mm_add_ss(f, _mm_shuffle_ps(f, f, _MM_SHUFFLE(1, 1, 1, 1))));
 }
 
 static void linear_dot(const float *x, size_t rows, size_t in, const float *w, const float *b,
@@ -126,6 +162,14 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
             yp[n] = y + r * out + o;
             bp[n] = b ? b + o : NULL;
             if (++n == 16 || (r + 1 == rows && o + 1 == out)) {
+                if (n <= SMALL_GROUP) {
+                    for (int j = 0; j < n; j++) {
+                        float d = dot1(xp[j], wp[j], in);
+                        *yp[j] = bp[j] ? d + *bp[j] : d;
+                    }
+                    n = 0;
+                    continue;
+                }
                 for (int j = n; j < 16; j++) {
                     xp[j] = xp[0];
                     wp[j] = wp[0];
@@ -142,9 +186,10 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
 /* One register block: nr (RB or 1, a constant after inlining) rows x PANEL outputs over kc inputs
  * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
  * y (later chunks); ow <= PANEL outputs are stored. */
-static inline __attribute__((always_inline)) void
-block(int nr, const float *x, size_t in, const float *pk, size_t kc, const float *b, int first,
-      float *y, size_t out, size_t ow) {
+static inline __attribute__((always_inline)) void block(int nr, const float *x, size_t in,
+                                                        const float *pk, size_t kc, const float *b,
+                                                        int first, float *y, size_t out,
+                                                        size_t ow) {
     __m512 acc[RB][NV];
     __mmask16 m[NV];
     for (int v = 0; v < NV; v++) {
@@ -175,6 +220,38 @@ block(int nr, const float *x, size_t in, const float *pk, size_t kc, const float
             _mm512_mask_storeu_ps(y + (size_t)r * out + (size_t)v * VW, m[v], acc[r][v]);
 }
 
+/* The packed path's arithmetic without the packing, for a few rows (packing W would cost more
+ * than the rows themselves): per output, start from the bias (or +0) and add x[k] * w[o][k] with
+ * one fused multiply-add per k in input order, exactly as block() does in each lane, so the
+ * result has the same bits (batch invariance). */
+static void linear_fma_rows(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                            size_t out, float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * in;
+        size_t o = 0;
+        /* Eight independent chains at a time: one chain alone would wait on FMA latency. */
+        for (; o + 8 <= out; o += 8) {
+            float acc[8];
+            for (int j = 0; j < 8; j++)
+                acc[j] = b ? b[o + (size_t)j] : 0.0f;
+            for (size_t k = 0; k < in; k++) {
+                float xk = xr[k];
+                for (int j = 0; j < 8; j++)
+                    acc[j] = fmaf(xk, w[(o + (size_t)j) * in + k], acc[j]);
+            }
+            for (int j = 0; j < 8; j++)
+                y[r * out + o + (size_t)j] = acc[j];
+        }
+        for (; o < out; o++) {
+            const float *wo = w + o * in;
+            float acc = b ? b[o] : 0.0f;
+            for (size_t k = 0; k < in; k++)
+                acc = fmaf(xr[k], wo[k], acc);
+            y[r * out + o] = acc;
+        }
+    }
+}
+
 static void linear_packed(const float *x, size_t rows, size_t in, const float *w, const float *b,
                           size_t out, float *y) {
     float pk[KC * PANEL] __attribute__((aligned(64)));
@@ -182,16 +259,16 @@ static void linear_packed(const float *x, size_t rows, size_t in, const float *w
         size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
         for (size_t k0 = 0; k0 < in; k0 += KC) {
             size_t kc = in - k0 < KC ? in - k0 : KC;
-            /* pk[k][c] = w[o0 + c][k0 + k], zero past the last output. */
-            for (size_t c = 0; c < PANEL; c++) {
-                if (c < ow) {
-                    const float *wr = w + (o0 + c) * in + k0;
-                    for (size_t k = 0; k < kc; k++)
-                        pk[k * PANEL + c] = wr[k];
-                } else {
-                    for (size_t k = 0; k < kc; k++)
-                        pk[k * PANEL + c] = 0.0f;
-                }
+            /* pk[k][c] = w[o0 + c][k0 + k], zero past the last output. Written row by row:
+             * contiguous stores, strided loads. */
+            const float *wp = w + o0 * in + k0;
+            for (size_t k = 0; k < kc; k++) {
+                float *pr = pk + k * PANEL;
+                size_t c = 0;
+                for (; c < ow; c++)
+                    pr[c] = wp[c * in + k];
+                for (; c < PANEL; c++)
+                    pr[c] = 0.0f;
             }
             const float *bo = b ? b + o0 : NULL;
             int first = k0 == 0;
@@ -213,10 +290,14 @@ static void avx512_linear(const float *x, size_t rows, size_t in, const float *w
                 y[r * out + o] = b ? b[o] : 0.0f;
         return;
     }
-    if (rows >= PACK_MIN_ROWS && out >= VW)
-        linear_packed(x, rows, in, w, b, out, y);
-    else
+    if (out >= VW && in < VW) {
+        if (rows < PACK_MIN_ROWS)
+            linear_fma_rows(x, rows, in, w, b, out, y);
+        else
+            linear_packed(x, rows, in, w, b, out, y);
+    } else {
         linear_dot(x, rows, in, w, b, out, y);
+    }
 }
 
 /* "x < 0 ? 0 : x": an ordered less-than is false for NaN, so NaN passes through as in generic. */
@@ -255,7 +336,8 @@ static void avx512_add_row(float *x, size_t rows, size_t cols, const float *b) {
         float *xr = x + r * cols;
         for (size_t c = 0; c < cols; c += VW) {
             __mmask16 m = cols - c >= VW ? (__mmask16)0xffff : tail_mask(cols - c);
-            __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, xr + c), _mm512_maskz_loadu_ps(m, b + c));
+            __m512 v =
+                _mm512_add_ps(_mm512_maskz_loadu_ps(m, xr + c), _mm512_maskz_loadu_ps(m, b + c));
             _mm512_mask_storeu_ps(xr + c, m, v);
         }
     }
