@@ -13,6 +13,8 @@
 #include <math.h>
 
 #include "config/yaml.h"
+#include "hw/hw.h"
+#include "kernels/kernels.h"
 #include "json/predict.h"
 #include "model/model.h"
 
@@ -100,17 +102,32 @@ static void run_golden(size_t batch) {
     crl_yaml_free(doc);
 }
 
+/* Each golden batch through every kernel table this CPU runs (generic, then the ISA tables). */
+static void run_all_tables(size_t batch) {
+    const char *names[] = {"generic", "avx2", "avx512"};
+    unsigned runs = crl_kernels_isas_for(crl_hw_cpu_features());
+    const unsigned bits[] = {0, CRL_ISA_AVX2, CRL_ISA_AVX512};
+    for (size_t i = 0; i < 3; i++) {
+        if (bits[i] && !(runs & bits[i])) continue;
+        const crl_kernels_t *k = crl_kernels_choose(runs, names[i]);
+        assert_string_equal(k->name, names[i]);
+        printf("kernels %s: ", k->name);
+        run_golden(batch);
+    }
+    crl_kernels_choose(0, "generic");
+}
+
 static void test_batch_1(void **state) {
     (void)state;
-    run_golden(1);
+    run_all_tables(1);
 }
 static void test_batch_7(void **state) {
     (void)state;
-    run_golden(7);
+    run_all_tables(7);
 }
 static void test_batch_1000(void **state) {
     (void)state;
-    run_golden(1000);
+    run_all_tables(1000);
 }
 
 int main(void) {
