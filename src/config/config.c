@@ -1242,8 +1242,8 @@ void crl_config_write_markdown(crl_buf *out) {
                     crl_buf_printf(out, " `%s`", o->choices[k]);
                 crl_buf_puts(out, ".");
             }
-            if (o->type == T_INT || o->type == T_FLOAT)
-                crl_buf_printf(out, " Range %g..%g.", o->min, o->max);
+            if (o->type == T_INT) crl_buf_printf(out, " Range %.0f..%.0f.", o->min, o->max);
+            if (o->type == T_FLOAT) crl_buf_printf(out, " Range %g..%g.", o->min, o->max);
             crl_config_t *tmp = calloc(1, sizeof(*tmp));
             const char *why = NULL;
             if (tmp && o->no_effect) {
