@@ -255,6 +255,13 @@ int crl_metrics_write(crl_buf *out, const crl_metrics_state_t *st) {
                        "carla_rl_model_loading_duration_seconds_count{model_version=\"%s\"} 1\n"
                        "carla_rl_model_loading_duration_seconds_sum{model_version=\"%s\"} %.9g\n",
                        v, v, st->load_seconds);
+    if (st->isa)
+        crl_buf_printf(out,
+                       "# HELP carla_rl_runtime_info What the configuration resolved to on this "
+                       "host\n# TYPE carla_rl_runtime_info gauge\n"
+                       "carla_rl_runtime_info{isa=\"%s\",device=\"%s\",precision=\"%s\","
+                       "workers=\"%d\"} 1\n",
+                       st->isa, st->device, st->precision ? st->precision : "float32", st->workers);
     crl_buf_printf(out,
                    "# HELP carla_rl_service_uptime_seconds Service uptime\n"
                    "# TYPE carla_rl_service_uptime_seconds gauge\n"

@@ -74,6 +74,9 @@ typedef struct crl_metrics_state {
     double uptime_seconds;
     double startup_timestamp;
     double load_seconds;
+    const char *isa;       /* the kernel table in use */
+    const char *precision; /* model.precision */
+    int workers;
 } crl_metrics_state_t;
 
 /* Appends the whole text exposition (format 0.0.4). */

@@ -271,6 +271,9 @@ static void on_metrics(crl_rctx_t *rc) {
         .uptime_seconds = (double)(crl_time_mono_ns() - crl__srv.started_mono) * 1e-9,
         .startup_timestamp = crl__srv.started_wall,
         .load_seconds = m ? m->load_seconds : 0,
+        .isa = crl__srv.isa,
+        .precision = crl_config_precision_name(crl__srv.cfg->model.precision),
+        .workers = crl__srv.nworkers,
     };
     crl_metrics_write(b, &st);
     char *body = h2o_mem_alloc_pool(&rc->req->pool, b->len);

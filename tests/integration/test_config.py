@@ -108,6 +108,29 @@ class Levers(unittest.TestCase):
                          "avx2" if has2 else "generic")
         self.assertEqual(self.isa(env={"ENABLE_AVX": "0"})["isa"], "generic")
         self.assertEqual(self.isa(args=["--isa", "generic"])["isa"], "generic")
+        with Server(env={"ENABLE_AVX": "0"}, workers=1) as srv:
+            text = srv.request("GET", "/metrics")[2].decode()
+        self.assertIn('carla_rl_runtime_info{isa="generic",device="cpu",precision="float32",'
+                      'workers="1"} 1', text)
+
+    def test_memory_pinning_warns_when_the_limit_forbids_it(self):
+        # Root bypasses RLIMIT_MEMLOCK through CAP_IPC_LOCK: drop it, and set the limit to 0.
+        p = subprocess.Popen(["prlimit", "--memlock=0:0", "setpriv", "--inh-caps=-ipc_lock",
+                              "--bounding-set=-ipc_lock", BIN, "serve", "--port", "0",
+                              "--workers", "1", "--artifact-dir", "/nonexistent",
+                              "--set", "optimization.memory_pinning=true"],
+                             stderr=subprocess.PIPE, text=True)
+        log = ""
+        t0 = time.monotonic()
+        for line in p.stderr:
+            log += line
+            if '"event_type":"memory_pinning"' in line or time.monotonic() - t0 > 10:
+                break
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
+        self.assertIn("optimization.memory_pinning is on but cannot lock", log)
+        self.assertIn("RLIMIT_MEMLOCK is 0 bytes soft, 0 bytes hard", log)
+        self.assertIn("CAP_IPC_LOCK", log)
 
     def test_worker_affinity_is_applied(self):
         ncpu = os.cpu_count()
