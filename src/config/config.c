@@ -1311,8 +1311,9 @@ void crl_config_usage(FILE *f, const char *command) {
         if (o->no_effect) continue; /* the full list is in the reference page */
         env_name(o, env, sizeof(env));
         cli_name(o, cli, sizeof(cli));
+        int alias = o->env[0] && strcmp(o->env[0], env) != 0;
         fprintf(f, "  %-26s %s.%s [%s%s%s] (default %s)\n", o->cli[0] ? o->cli[0] : cli, o->section,
-                o->key, o->env[0] ? o->env[0] : env, o->env[0] ? ", " : "", o->env[0] ? env : "",
+                o->key, alias ? o->env[0] : env, alias ? ", " : "", alias ? env : "",
                 *o->def ? o->def : "\"\"");
     }
     fputs("  --profile NAME             load config/NAME.yaml [CARLARL_PROFILE]\n"
