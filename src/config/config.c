@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config/yaml.h"
 #include "core/log.h"
@@ -1057,8 +1058,19 @@ static crl_status profile_path(const char *name, char *out, size_t cap, crl_err 
     for (const char *p = name; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
             return crl_err_set(err, CRL_EINVAL, "--profile: '%s' is not a profile name", name);
-    const char *dirs[] = {"config", CRL_PROFILE_DIR};
-    for (size_t i = 0; i < 2; i++) {
+    /* Also relative to the binary (bin/../share/carlarl/config), for relocated installs. */
+    char exe_dir[4096] = "";
+    ssize_t n = readlink("/proc/self/exe", exe_dir, sizeof(exe_dir) - 64);
+    if (n > 0) {
+        exe_dir[n] = '\0';
+        char *slash = strrchr(exe_dir, '/');
+        if (slash)
+            snprintf(slash, sizeof(exe_dir) - (size_t)(slash - exe_dir),
+                     "/../share/carlarl/config");
+    }
+    const char *dirs[] = {"config", CRL_PROFILE_DIR, exe_dir};
+    for (size_t i = 0; i < 3; i++) {
+        if (dirs[i][0] == '\0') continue;
         snprintf(out, cap, "%s/%s.yaml", dirs[i], name);
         FILE *f = fopen(out, "r");
         if (f) {
