@@ -8,6 +8,11 @@ Linear(5,64) ReLU Linear(64,64) ReLU Linear(64,3) Tanh, weights drawn from split
 0x5EEDCA51A2024, last weight x0.1, last bias [0.5, -2.0, 0.0], and the original's standard
 preprocessor fitted on its 100 synthetic observations.
 
+--policy gaussian|categorical writes a variant with a `policy:` section in the card (see
+docs/artifacts.md) and, with --golden DIR, DIR/golden_<policy>.json: the network outputs, the
+deterministic actions and the actions sampled for fixed seeds, computed with the same
+Philox4x32-10 / Box-Muller / inverse-CDF mapping as src/model/policy.c (apply_policy()).
+
 Reuse for your own torch policy:
 
     import sys; sys.path.insert(0, "tools")
@@ -61,8 +66,9 @@ class SplitMix64:
         return np.float32((2.0 * u - 1.0) * (1.0 / math.sqrt(fan_in)) * scale)
 
 
-def example_weights():
-    """W0 [64][5], b0 [64], W1 [64][64], b1 [64], W2 [3][64] in draw order; b2 takes no draws."""
+def example_weights(n_out=3, last_scale=0.1, last_bias=(0.5, -2.0, 0.0)):
+    """W0 [64][5], b0 [64], W1 [64][64], b1 [64], W2 [n_out][64] in draw order; b2 takes no draws.
+    The defaults are the built-in example; the --policy variants change only the last layer."""
     rng = SplitMix64(EXAMPLE_SEED)
 
     def draw(shape, fan_in, scale=1.0):
@@ -74,15 +80,24 @@ def example_weights():
     b0 = draw((64,), 5)
     w1 = draw((64, 64), 64)
     b1 = draw((64,), 64)
-    w2 = draw((3, 64), 64, 0.1)
-    b2 = np.array([0.5, -2.0, 0.0], dtype=np.float32)
+    w2 = draw((n_out, 64), 64, last_scale)
+    b2 = np.array(last_bias, dtype=np.float32)
     return [w0, b0, w1, b1, w2, b2]
 
 
-def build_example_model():
-    model = nn.Sequential(nn.Linear(5, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                          nn.Linear(64, 3), nn.Tanh())
-    w = example_weights()
+def build_example_model(policy="deterministic"):
+    """The example network; for --policy gaussian a 5-64-64-6 (mean, log-std) head and for
+    categorical a 5-64-64-5 logits head, both without the final Tanh."""
+    if policy == "gaussian":
+        n_out, w = 6, example_weights(6, 0.5, GAUSSIAN_LAST_BIAS)
+    elif policy == "categorical":
+        n_out, w = 5, example_weights(5, 1.0, (0.0,) * 5)
+    else:
+        n_out, w = 3, example_weights()
+    layers = [nn.Linear(5, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, n_out)]
+    if policy == "deterministic":
+        layers.append(nn.Tanh())
+    model = nn.Sequential(*layers)
     with torch.no_grad():
         for layer, (wi, bi) in zip((model[0], model[2], model[4]), zip(w[0::2], w[1::2])):
             layer.weight.copy_(torch.from_numpy(wi))
@@ -156,7 +171,28 @@ def preprocessor_json(stats):
     return doc
 
 
-def card_text(model_name, version, description, input_width, action_space, hashes=None):
+def policy_yaml(policy):
+    """The card's `policy:` section for a policy dict (None: no section, i.e. deterministic)."""
+    if not policy or policy["type"] == "deterministic":
+        return []
+    lines = ["policy:", f"  type: {policy['type']}"]
+    if policy["type"] == "gaussian":
+        ls = policy["log_std"]
+        lines.append("  log_std: " + (ls if ls == "output" else
+                                      "[" + ", ".join(repr(float(v)) for v in ls) + "]"))
+        lines.append(f"  squash: {policy.get('squash', 'none')}")
+        lo, hi = policy.get("log_std_range", LOG_STD_RANGE)
+        lines.append(f"  log_std_range: [{float(lo)!r}, {float(hi)!r}]")
+    else:
+        lines.append("  actions:")
+        for a in policy["actions"]:
+            lines.append("    - {" + ", ".join(f"{k}: {float(a[k])!r}"
+                                             for k in ("throttle", "brake", "steer")) + "}")
+    return lines
+
+
+def card_text(model_name, version, description, input_width, action_space, hashes=None,
+              policy=None):
     """model_card.yaml. src/model/example.c writes the same text for the built-in card, minus
     the hashes; keep the two in step."""
     lines = [f"model_name: {json.dumps(model_name)}",
@@ -170,6 +206,7 @@ def card_text(model_name, version, description, input_width, action_space, hashe
     for k in ("throttle", "brake", "steer"):
         lo, hi = action_space[k]
         lines.append(f"  {k}: [{float(lo)!r}, {float(hi)!r}]")
+    lines += policy_yaml(policy)
     if hashes:
         lines.append("artifact_hashes:")
         for name, digest in hashes.items():
@@ -187,9 +224,10 @@ def sha256_file(path):
 
 def write_artifact(model, preprocessor_stats, out_dir, version, model_name=EXAMPLE_NAME,
                    description=EXAMPLE_DESCRIPTION, input_width=5, action_space=None,
-                   opset=14):
+                   opset=14, policy=None):
     """Writes out_dir/version/{model.onnx, preprocessor.json, model_card.yaml} and returns that
-    directory. model: a torch.nn.Module mapping [batch, input_width] float32 to [batch, >=3]."""
+    directory. model: a torch.nn.Module mapping [batch, input_width] float32 to [batch, >=3]
+    (or to what `policy` needs: see policy_yaml() and docs/artifacts.md)."""
     action_space = action_space or DEFAULT_ACTION_SPACE
     vdir = os.path.join(out_dir, version)
     os.makedirs(vdir, exist_ok=True)
@@ -207,7 +245,8 @@ def write_artifact(model, preprocessor_stats, out_dir, version, model_name=EXAMP
         f.write("\n")
     hashes = {"model.onnx": sha256_file(onnx_path), "preprocessor.json": sha256_file(pre_path)}
     with open(os.path.join(vdir, "model_card.yaml"), "w") as f:
-        f.write(card_text(model_name, version, description, input_width, action_space, hashes))
+        f.write(card_text(model_name, version, description, input_width, action_space, hashes,
+                          policy))
     return vdir
 
 
@@ -228,6 +267,132 @@ def golden_observations(n, seed):
         sens[1, 2] = np.float32(-12.25)
     return [{"speed": f32(speed[i]), "steering": f32(steer[i]),
              "sensors": [f32(v) for v in sens[i]]} for i in range(n)]
+
+
+# ---- policy heads: the same Philox4x32-10 and mappings as src/model/philox.c and policy.c ----
+
+M32 = 0xFFFFFFFF
+LOG_STD_RANGE = (-20.0, 2.0)
+GAUSSIAN_LAST_BIAS = (0.3, -1.0, 0.0, -1.0, -1.5, -1.2)
+# highway-env's DiscreteMetaAction order: LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER.
+HIGHWAY_META_ACTIONS = [
+    {"throttle": 0.3, "brake": 0.0, "steer": -0.5},
+    {"throttle": 0.3, "brake": 0.0, "steer": 0.0},
+    {"throttle": 0.3, "brake": 0.0, "steer": 0.5},
+    {"throttle": 0.8, "brake": 0.0, "steer": 0.0},
+    {"throttle": 0.0, "brake": 0.5, "steer": 0.0},
+]
+POLICIES = {
+    "gaussian": {"type": "gaussian", "log_std": "output", "squash": "tanh",
+                 "log_std_range": LOG_STD_RANGE},
+    "categorical": {"type": "categorical", "actions": HIGHWAY_META_ACTIONS},
+}
+
+
+def philox4x32_10(ctr, key):
+    """Random123's Philox4x32-10: ctr 4 uint32, key 2 uint32 -> 4 uint32."""
+    c0, c1, c2, c3 = ctr
+    k0, k1 = key
+    for rnd in range(10):
+        if rnd:
+            k0 = (k0 + 0x9E3779B9) & M32
+            k1 = (k1 + 0xBB67AE85) & M32
+        p0 = 0xD2511F53 * c0
+        p1 = 0xCD9E8D57 * c2
+        c0, c1, c2, c3 = ((p1 >> 32) ^ c1 ^ k0) & M32, p1 & M32, ((p0 >> 32) ^ c3 ^ k1) & M32, \
+            p0 & M32
+    return c0, c1, c2, c3
+
+
+def philox_at(seed, row, col, draw=0):
+    """Key = the 64-bit seed (low word first); counter = (row, action, draw, 0)."""
+    return philox4x32_10((row, col, draw, 0), (seed & M32, (seed >> 32) & M32))
+
+
+def uniform53(a, b):
+    return (((a << 32) | b) >> 11) * 2.0 ** -53
+
+
+def normal(block):
+    """Box-Muller, cosine branch, in double."""
+    u1 = 1.0 - uniform53(block[0], block[1])
+    u2 = uniform53(block[2], block[3])
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+def apply_policy(policy, outputs, deterministic, seed=0, action_space=None, margins=None):
+    """The policy head + action-space clip on float32 network outputs [n][k], as carlarl does.
+    Returns [n] action dicts of float32 values. margins (a list) collects, for sampled categorical
+    rows, the distance of u to the nearest CDF boundary (how robust the golden sample is)."""
+    action_space = action_space or DEFAULT_ACTION_SPACE
+    acts = []
+    for r, row in enumerate(outputs):
+        row = [float(np.float32(v)) for v in row]
+        if policy["type"] == "gaussian":
+            lo, hi = (float(np.float32(v)) for v in policy.get("log_std_range", LOG_STD_RANGE))
+            vals = []
+            for a in range(3):
+                v = row[a]
+                if not deterministic:
+                    ls = row[3 + a] if policy["log_std"] == "output" else \
+                        float(np.float32(policy["log_std"][a]))
+                    v = row[a] + math.exp(min(max(ls, lo), hi)) * normal(philox_at(seed, r, a))
+                if policy.get("squash") == "tanh":
+                    v = math.tanh(v)
+                vals.append(np.float32(v))
+        else:
+            best = 0
+            for i, v in enumerate(row):
+                if v > row[best]:
+                    best = i
+            pick = best
+            if not deterministic:
+                m = row[best]
+                w = [math.exp(v - m) for v in row]
+                total = 0.0
+                for x in w:
+                    total += x
+                b = philox_at(seed, r, 0)
+                target = uniform53(b[0], b[1]) * total
+                cum = 0.0
+                bounds = []
+                for i, x in enumerate(w):
+                    cum += x
+                    bounds.append(cum)
+                    if x > 0.0:
+                        pick = i
+                    if target < cum:
+                        break
+                if margins is not None:
+                    margins.append(min(abs(target - c) for c in [0.0] + bounds) / total)
+            vals = [np.float32(policy["actions"][pick][k]) for k in ("throttle", "brake", "steer")]
+        acts.append({k: f32(np.clip(v, np.float32(action_space[k][0]),
+                                    np.float32(action_space[k][1])))
+                     for k, v in zip(("throttle", "brake", "steer"), vals)})
+    return acts
+
+
+GOLDEN_SEEDS = (12345678901234567890, 7)
+
+
+def write_policy_golden(model, stats, policy, path):
+    """Golden expectations for a policy artifact: 7 observations, the network outputs (float32),
+    the deterministic=true actions and, per seed, the sampled actions."""
+    obs = golden_observations(7, seed=2024)
+    with torch.no_grad():
+        out = model(torch.from_numpy(preprocess(stats, obs))).numpy().astype(np.float32)
+    outputs = [[f32(v) for v in row] for row in out]
+    margins = []
+    doc = {"policy": policy["type"], "observations": obs, "outputs": outputs,
+           "deterministic": apply_policy(policy, outputs, True),
+           "samples": [{"seed": s, "actions": apply_policy(policy, outputs, False, s,
+                                                           margins=margins)}
+                       for s in GOLDEN_SEEDS]}
+    # A sample within ~1e-6 of a CDF boundary could flip with a 1e-7 forward-pass difference.
+    assert not margins or min(margins) > 1e-4, f"golden seed too close to a boundary: {margins}"
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
 
 
 def write_golden(model, stats, golden_dir):
@@ -251,11 +416,29 @@ def main(argv=None):
     ap.add_argument("--output", required=True, help="artifact root; writes OUTPUT/VERSION/")
     ap.add_argument("--version", default="v0.1.0", help="version directory name (semver)")
     ap.add_argument("--golden", metavar="DIR",
-                    help="also write golden_b{1,7,1000}.json numerics fixtures into DIR")
+                    help="also write golden_b{1,7,1000}.json numerics fixtures into DIR "
+                         "(with --policy: DIR/golden_<policy>.json)")
+    ap.add_argument("--policy", choices=("deterministic", "gaussian", "categorical"),
+                    default="deterministic",
+                    help="gaussian: 5-64-64-6 (mean, log-std) head with tanh squash; "
+                         "categorical: 5-64-64-5 logits over highway-env's five meta-actions")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    model = build_example_model()
+    model = build_example_model(args.policy)
     stats = fit_standard_preprocessor(example_observations())
+    if args.policy != "deterministic":
+        policy = POLICIES[args.policy]
+        vdir = write_artifact(model, stats, args.output, args.version,
+                              model_name=f"carla-{args.policy}-example",
+                              description=f"Example {args.policy} policy head (fixed weights, "
+                                          "not a trained driver)", policy=policy)
+        print(f"wrote {vdir}")
+        if args.golden:
+            os.makedirs(args.golden, exist_ok=True)
+            path = os.path.join(args.golden, f"golden_{args.policy}.json")
+            write_policy_golden(model, stats, policy, path)
+            print(f"wrote {path}")
+        return 0
     vdir = write_artifact(model, stats, args.output, args.version)
     print(f"wrote {vdir}")
     if args.golden:

@@ -4,9 +4,9 @@
  * Values go straight into the parser's flat float arrays; nothing is allocated per number.
  *
  * Error order follows pydantic: model fields in schema order (speed, steering, sensors;
- * observations, deterministic), list items by index. Scalars (speed, steering, deterministic) are
- * held back and inserted at their place when their object closes; list errors land in place.
- * A JSON syntax error anywhere discards every schema error, as json.loads runs first. */
+ * observations, deterministic, seed), list items by index. Scalars (speed, steering, deterministic)
+ * are held back and inserted at their place when their object closes; list errors land in place. A
+ * JSON syntax error anywhere discards every schema error, as json.loads runs first. */
 #include "json/predict.h"
 
 #include <math.h>
@@ -37,6 +37,18 @@
 #define M_BOOL_TYPE "Input should be a valid boolean"
 #define T_BOOL_PARSING "bool_parsing"
 #define M_BOOL_PARSING "Input should be a valid boolean, unable to interpret input"
+#define T_INT_TYPE "int_type"
+#define M_INT_TYPE "Input should be a valid integer"
+#define T_INT_PARSING "int_parsing"
+#define M_INT_PARSING "Input should be a valid integer, unable to parse string as an integer"
+#define T_INT_FRACTION "int_from_float"
+#define M_INT_FRACTION "Input should be a valid integer, got a number with a fractional part"
+#define T_INT_SIZE "int_parsing_size"
+#define M_INT_SIZE "Unable to parse input string as an integer, exceeded maximum size"
+#define T_GE "greater_than_equal"
+#define M_SEED_GE "Input should be greater than or equal to 0"
+#define T_LE "less_than_equal"
+#define M_SEED_LE "Input should be less than or equal to 18446744073709551615"
 #define T_MODEL "model_attributes_type"
 #define M_MODEL "Input should be a valid dictionary or object to extract fields from"
 
@@ -755,6 +767,109 @@ static int read_bool(rd_t *r, int *out, const char **etype, const char **emsg) {
     return 0;
 }
 
+/* Decimal digits (single '_' between digits allowed when `underscores`, as Python's int()) into
+ * *out. 1 = parsed (*overflow set when above 2^64 - 1), 0 = not an integer. */
+static int parse_u64_digits(const char *s, size_t n, int underscores, uint64_t *out,
+                            int *overflow) {
+    uint64_t v = 0;
+    size_t digits = 0;
+    *overflow = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '_' && underscores && i > 0 && i + 1 < n && s[i - 1] != '_' && s[i + 1] != '_')
+            continue;
+        if (c < '0' || c > '9') return 0;
+        unsigned d = (unsigned)(c - '0');
+        if (v > (UINT64_MAX - d) / 10) *overflow = 1;
+        v = v * 10 + d;
+        digits++;
+    }
+    *out = v;
+    return digits > 0;
+}
+
+/* A sign and magnitude against the seed's bounds 0..2^64-1. */
+static void seed_bounds(int neg, uint64_t mag, int overflow, uint64_t *out, const char **etype,
+                        const char **emsg) {
+    if (neg && (mag != 0 || overflow))
+        *etype = T_GE, *emsg = M_SEED_GE;
+    else if (overflow)
+        *etype = T_LE, *emsg = M_SEED_LE;
+    else
+        *out = mag;
+}
+
+/* pydantic's lax str -> int: trimmed, optional sign, digits (single inner underscores), and an
+ * optional '.' followed by zeros only. 1 = ok, 0 = int_parsing. */
+static int str_seed(const char *s, size_t n, uint64_t *out, const char **etype, const char **emsg) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t a = 0, b = n, w;
+    while ((w = uws_len(u + a, b - a, 1)) != 0)
+        a += w;
+    while ((w = uws_len(u + a, b - a, 0)) != 0)
+        b -= w;
+    int neg = 0;
+    if (a < b && (s[a] == '+' || s[a] == '-')) neg = s[a++] == '-';
+    const char *dot = memchr(s + a, '.', b - a);
+    if (dot != NULL) {
+        for (const char *q = dot + 1; q < s + b; q++)
+            if (*q != '0') return 0;
+        b = (size_t)(dot - s);
+    }
+    uint64_t mag;
+    int overflow;
+    if (!parse_u64_digits(s + a, b - a, 1, &mag, &overflow)) return 0;
+    seed_bounds(neg, mag, overflow, out, etype, emsg);
+    return 1;
+}
+
+/* `seed: Optional[conint(ge=0, le=2**64 - 1)]` in pydantic lax mode. null means absent. */
+static int read_seed(rd_t *r, int *has, uint64_t *out, const char **etype, const char **emsg) {
+    jv_t v;
+    *etype = NULL;
+    *has = 0;
+    *out = 0;
+    if (read_value(r, &v, WANT_STR | WANT_NUM)) return -1;
+    switch (v.kind) {
+    case JV_NULL:
+        return 0;
+    case JV_TRUE:
+    case JV_FALSE:
+        *has = 1;
+        *out = v.kind == JV_TRUE;
+        return 0;
+    case JV_NUM:
+        *has = 1;
+        if (v.num_int) {
+            int neg = v.lit_len && v.lit[0] == '-', overflow;
+            uint64_t mag;
+            parse_u64_digits(v.lit + neg, v.lit_len - (size_t)neg, 0, &mag, &overflow);
+            seed_bounds(neg, mag, overflow, out, etype, emsg);
+        } else if (!isfinite(v.num)) {
+            *etype = T_FINITE, *emsg = M_FINITE;
+        } else if (v.num != floor(v.num)) {
+            *etype = T_INT_FRACTION, *emsg = M_INT_FRACTION;
+        } else if (v.num >= 9223372036854775808.0 || v.num < -9223372036854775808.0) {
+            /* pydantic converts floats through an i64 first. */
+            *etype = T_INT_SIZE, *emsg = M_INT_SIZE;
+        } else if (v.num < 0) {
+            *etype = T_GE, *emsg = M_SEED_GE;
+        } else {
+            *out = (uint64_t)v.num;
+        }
+        return 0;
+    case JV_STR:
+        *has = 1;
+        if (!str_seed(v.str, v.str_len, out, etype, emsg))
+            *etype = T_INT_PARSING, *emsg = M_INT_PARSING;
+        return 0;
+    default:
+        *has = 1;
+        *etype = T_INT_TYPE, *emsg = M_INT_TYPE;
+        return 0;
+    }
+}
+
 /* ---- the schema ------------------------------------------------------------------------------ */
 
 #define SENSORS_FIELD "body.observations.%zu.sensors"
@@ -959,10 +1074,10 @@ static int parse_observations(rd_t *r) {
     return 0;
 }
 
-static int parse_request(rd_t *r, int *deterministic) {
+static int parse_request(rd_t *r, int *deterministic, int *has_seed, uint64_t *seed) {
     crl_predict_parser_t *p = r->p;
     int seen_obs = 0;
-    const char *det_type = NULL, *det_msg = NULL;
+    const char *det_type = NULL, *det_msg = NULL, *seed_type = NULL, *seed_msg = NULL;
     int m = open_container(r, '}');
     while (m == 1) {
         const char *k;
@@ -974,6 +1089,8 @@ static int parse_request(rd_t *r, int *deterministic) {
             if (parse_observations(r)) return -1;
         } else if (key_is(k, kn, "deterministic")) {
             if (read_bool(r, deterministic, &det_type, &det_msg)) return -1;
+        } else if (key_is(k, kn, "seed")) {
+            if (read_seed(r, has_seed, seed, &seed_type, &seed_msg)) return -1;
         } else {
             jv_t v;
             if (read_value(r, &v, 0)) return -1;
@@ -983,13 +1100,14 @@ static int parse_request(rd_t *r, int *deterministic) {
     if (m < 0) return -1;
     if (!seen_obs) err_add(p, T_MISSING, M_MISSING, "body.observations");
     if (det_type) err_add(p, det_type, det_msg, "body.deterministic");
+    if (seed_type) err_add(p, seed_type, seed_msg, "body.seed");
     return 0;
 }
 
-static void parse_body(rd_t *r, int *deterministic) {
+static void parse_body(rd_t *r, int *deterministic, int *has_seed, uint64_t *seed) {
     skip_ws(r);
     if (peek(r) == '{') {
-        if (parse_request(r, deterministic)) return;
+        if (parse_request(r, deterministic, has_seed, seed)) return;
     } else {
         jv_t v;
         if (read_value(r, &v, 0)) return;
@@ -1059,14 +1177,15 @@ crl_status crl_predict_parse(crl_predict_parser_t *p, const char *body, size_t l
     memset(out, 0, sizeof(*out));
     p->n_stored = p->n_total = 0;
     out->errors = p->errs;
-    int det = 0;
+    int det = 0, has_seed = 0;
+    uint64_t seed = 0;
     if (len == 0) {
         /* No body: FastAPI validates it as missing, after the dependencies (a schema error). */
         err_add(p, T_MISSING, M_MISSING, "body");
     } else {
         rd_t r = {.p = p, .s = (const unsigned char *)body, .len = len};
         if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) r.base = r.pos = 3;
-        parse_body(&r, &det);
+        parse_body(&r, &det, &has_seed, &seed);
         if (r.fail == FAIL_NOMEM) {
             p->n_stored = p->n_total = 0;
             return CRL_ENOMEM;
@@ -1084,6 +1203,8 @@ crl_status crl_predict_parse(crl_predict_parser_t *p, const char *body, size_t l
             out->sensor_len = p->len;
             out->sensors = p->sensors;
             out->deterministic = det;
+            out->has_seed = has_seed;
+            out->seed = seed;
             for (size_t i = 0; i < r.n_rows; i++)
                 if (p->len[i] > out->max_sensors) out->max_sensors = p->len[i];
         }

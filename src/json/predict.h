@@ -6,7 +6,8 @@
  * Schema (original-system.md §1.2):
  *   {"observations": [{"speed": 0..200, "steering": -1..1, "sensors": [1..10000 of -1000..1000]},
  *                     ... 1..1000 items],
- *    "deterministic": bool | null (default false)}
+ *    "deterministic": bool | null (default false),
+ *    "seed": integer 0..2^64-1 | null (carlarl's addition: keys a sampling policy head)}
  * Unknown keys are ignored; duplicate keys: the last one wins (json.loads semantics). Floats accept
  * JSON numbers, numeric strings ("25.5") and booleans. NaN/Infinity tokens and numbers that
  * overflow a double parse but fail validation (type "finite_number"). */
@@ -39,6 +40,8 @@ typedef struct crl_predict_req {
     const float *sensors;       /* all sensor values, row after row */
     size_t max_sensors;         /* the longest row's length */
     int deterministic;          /* 0 or 1 (null and absent are 0) */
+    int has_seed;               /* 1 when "seed" was given (null is absent) */
+    uint64_t seed;              /* the sampler's key (model/philox.h) when has_seed */
 
     /* Outcome when the parse returns CRL_EINVAL: */
     int json_invalid;         /* 1: not JSON at all (malformed, too deep, bad UTF-8, empty) */

@@ -26,6 +26,7 @@ void crl_card_free(crl_card_t *c) {
     for (size_t i = 0; i < c->n_hashes; i++)
         free(c->hashes[i].file);
     free(c->hashes);
+    crl_policy_clear(&c->policy);
     crl_yaml_free(c->doc);
     free(c);
 }
@@ -241,7 +242,8 @@ static crl_status card_from_doc(crl_yaml_node_t *doc, const char *name, crl_card
     if ((st = get_string(doc, "description", name, &c->description, err)) != CRL_OK) goto out;
     if ((st = parse_hashes(c, name, err)) != CRL_OK) goto out;
     if ((st = parse_action_space(c, name, err)) != CRL_OK) goto out;
-    st = parse_input_shape(c, name, err);
+    if ((st = parse_input_shape(c, name, err)) != CRL_OK) goto out;
+    st = crl_policy_parse(crl_yaml_get(doc, "policy"), name, &c->policy, err);
 out:
     if (st != CRL_OK) {
         crl_card_free(c);

@@ -1,7 +1,8 @@
 /* card.h: model_card.yaml. Required keys: model_name, version, model_type ("onnx"). Optional:
  * model_filename (default model.onnx), preprocessor_filename (default preprocessor.json),
  * artifact_hashes {file: sha256}, action_space {throttle|brake|steer: [lo, hi]}, input_shape [N],
- * description, performance_metrics (any nesting; flattened for /versions). */
+ * description, performance_metrics (any nesting; flattened for /versions), policy (the head:
+ * deterministic, gaussian or categorical; model/policy.h). */
 #ifndef CRL_MODEL_CARD_H
 #define CRL_MODEL_CARD_H
 
@@ -10,6 +11,7 @@
 #include "config/yaml.h"
 #include "core/buf.h"
 #include "core/status.h"
+#include "model/policy.h"
 
 enum { CRL_ACTION_THROTTLE = 0, CRL_ACTION_BRAKE = 1, CRL_ACTION_STEER = 2, CRL_ACTIONS = 3 };
 
@@ -30,6 +32,7 @@ typedef struct crl_card {
     float action_lo[CRL_ACTIONS]; /* default throttle [0,1], brake [0,1], steer [-1,1] */
     float action_hi[CRL_ACTIONS];
     long input_width;     /* from input_shape: [N] or [batch, N]; -1 when absent */
+    crl_policy_t policy;  /* zeroed (deterministic) when the card has no policy section */
     crl_yaml_node_t *doc; /* the whole document, for /versions */
 } crl_card_t;
 

@@ -43,11 +43,10 @@ static crl_status check_shapes(crl_model_t *m, crl_err *err) {
                            "model input width %zu: a policy needs at least 3 features "
                            "(speed, steering, one sensor)",
                            m->in_width);
-    if (m->out_width < CRL_ACTIONS)
-        return crl_err_set(err, CRL_ESHAPE,
-                           "model output width %zu: a policy must output at least 3 values "
-                           "(throttle, brake, steer)",
-                           m->out_width);
+    /* At least 3 outputs (6 for a Gaussian with log-std outputs; exactly N logits for a
+     * categorical head): the card's policy section says which. */
+    crl_status st = crl_policy_check_width(&m->card->policy, m->out_width, err);
+    if (st != CRL_OK) return st;
     if (m->card->input_width >= 0 && (size_t)m->card->input_width != m->in_width)
         return crl_err_set(err, CRL_ESHAPE,
                            "model_card.yaml input_shape says %ld features but the model takes %zu",
@@ -161,15 +160,15 @@ crl_status crl_model_predict(const crl_model_t *m, crl_nn_ws_t *ws, const crl_pr
     crl_preproc_apply(&m->pre, req, m->in_width - 2, x);
     crl_status st = crl_nn_run(m->graph, ws, x, req->n, y);
     if (st != CRL_OK) return crl_err_set(err, st, "forward pass failed");
+    const crl_policy_t *pol = &m->card->policy;
+    /* A request without a seed samples with a fresh one; only a sampling head needs it. */
+    uint64_t seed = req->has_seed ? req->seed : 0;
+    if (!req->has_seed && !req->deterministic && pol->type != CRL_POLICY_DETERMINISTIC)
+        seed = crl_policy_fresh_seed();
+    st = crl_policy_apply(pol, y, m->out_width, req->n, req->deterministic, seed, actions, err);
+    if (st != CRL_OK) return st;
     const float *lo = m->card->action_lo, *hi = m->card->action_hi;
-    for (size_t r = 0; r < req->n; r++) {
-        const float *row = y + r * m->out_width;
-        for (int a = 0; a < CRL_ACTIONS; a++) {
-            if (isnan(row[a]))
-                return crl_err_set(err, CRL_ERANGE, "model output %d of observation %zu is NaN", a,
-                                   r);
-            actions[r * CRL_ACTIONS + (size_t)a] = clampf(row[a], lo[a], hi[a]);
-        }
-    }
+    for (size_t i = 0; i < req->n * CRL_ACTIONS; i++)
+        actions[i] = clampf(actions[i], lo[i % CRL_ACTIONS], hi[i % CRL_ACTIONS]);
     return CRL_OK;
 }

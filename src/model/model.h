@@ -39,7 +39,9 @@ crl_status crl_model_load_builtin(crl_model_t **out, crl_err *err);
 crl_model_t *crl_model_ref(crl_model_t *m);
 void crl_model_unref(crl_model_t *m); /* NULL-safe */
 
-/* Runs the full request path (preprocess, forward, clip) on rows already parsed.
+/* Runs the full request path (preprocess, forward, the card's policy head, clip) on rows already
+ * parsed. A sampling head (gaussian, categorical) with req->deterministic == 0 draws with
+ * req->seed, or a fresh seed from this thread's generator when req->has_seed is 0.
  * x: scratch [n x in_width], y: scratch [n x out_width], actions: [n x 3] out.
  * Returns CRL_ERANGE when an output is NaN. */
 crl_status crl_model_predict(const crl_model_t *m, crl_nn_ws_t *ws, const crl_predict_req_t *req,

@@ -559,6 +559,83 @@ static void test_sensor_total_cap(void **state) {
     assert_int_equal(parse(k_valid, &o), CRL_OK);
 }
 
+/* ---- "seed": Optional[conint(ge=0, le=2**64 - 1)] (carlarl's addition) ---------------------- */
+
+#define OBS1 "{\"observations\":[{\"speed\":1,\"steering\":0,\"sensors\":[1]}],"
+#define M_INT_TYPE "Input should be a valid integer"
+#define M_INT_PARSE "Input should be a valid integer, unable to parse string as an integer"
+#define M_INT_FRAC "Input should be a valid integer, got a number with a fractional part"
+#define M_SEED_GE "Input should be greater than or equal to 0"
+#define M_SEED_LE "Input should be less than or equal to 18446744073709551615"
+
+static void expect_seed(const char *body, int has, uint64_t want) {
+    crl_predict_req_t o;
+    assert_int_equal(parse(body, &o), CRL_OK);
+    assert_int_equal(o.has_seed, has);
+    assert_true(o.seed == want);
+}
+
+static void test_seed_values(void **state) {
+    (void)state;
+    expect_seed(OBS1 "\"deterministic\":false}", 0, 0);
+    expect_seed(OBS1 "\"seed\":null}", 0, 0);
+    expect_seed(OBS1 "\"seed\":0}", 1, 0);
+    expect_seed(OBS1 "\"seed\":-0}", 1, 0);
+    expect_seed(OBS1 "\"seed\":42}", 1, 42);
+    expect_seed(OBS1 "\"seed\":18446744073709551615}", 1, UINT64_MAX);
+    expect_seed(OBS1 "\"seed\":12345678901234567890}", 1, 12345678901234567890ull);
+    /* pydantic lax int: exact floats, numeric strings (trimmed, '_' separators, ".0"), bools. */
+    expect_seed(OBS1 "\"seed\":7.0}", 1, 7);
+    expect_seed(OBS1 "\"seed\":1e3}", 1, 1000);
+    expect_seed(OBS1 "\"seed\":\" 99 \"}", 1, 99);
+    expect_seed(OBS1 "\"seed\":\"\\u00a07\"}", 1, 7);
+    expect_seed(OBS1 "\"seed\":\"1_000\"}", 1, 1000);
+    expect_seed(OBS1 "\"seed\":\"+5.00\"}", 1, 5);
+    expect_seed(OBS1 "\"seed\":true}", 1, 1);
+    expect_seed(OBS1 "\"seed\":false}", 1, 0);
+    /* The last duplicate wins, null included. */
+    expect_seed(OBS1 "\"seed\":1,\"seed\":2}", 1, 2);
+    expect_seed(OBS1 "\"seed\":1,\"seed\":null}", 0, 0);
+    expect_seed(OBS1 "\"seed\":\"x\",\"seed\":3}", 1, 3);
+}
+
+static void test_seed_errors(void **state) {
+    (void)state;
+    expect_one(OBS1 "\"seed\":-1}", "body.seed", "greater_than_equal", M_SEED_GE);
+    expect_one(OBS1 "\"seed\":-99999999999999999999999}", "body.seed", "greater_than_equal",
+               M_SEED_GE);
+    expect_one(OBS1 "\"seed\":\"-3\"}", "body.seed", "greater_than_equal", M_SEED_GE);
+    expect_one(OBS1 "\"seed\":-2.0}", "body.seed", "greater_than_equal", M_SEED_GE);
+    expect_one(OBS1 "\"seed\":18446744073709551616}", "body.seed", "less_than_equal", M_SEED_LE);
+    /* pydantic takes floats through an i64: beyond it, int_parsing_size. */
+    expect_one(OBS1 "\"seed\":1e20}", "body.seed", "int_parsing_size",
+               "Unable to parse input string as an integer, exceeded maximum size");
+    expect_one(OBS1 "\"seed\":-9.3e18}", "body.seed", "int_parsing_size",
+               "Unable to parse input string as an integer, exceeded maximum size");
+    expect_seed(OBS1 "\"seed\":9.2e18}", 1, 9200000000000000000ull);
+    expect_one(OBS1 "\"seed\":\"18446744073709551616\"}", "body.seed", "less_than_equal",
+               M_SEED_LE);
+    expect_one(OBS1 "\"seed\":1.5}", "body.seed", "int_from_float", M_INT_FRAC);
+    expect_one(OBS1 "\"seed\":NaN}", "body.seed", "finite_number", M_FINITE);
+    expect_one(OBS1 "\"seed\":Infinity}", "body.seed", "finite_number", M_FINITE);
+    expect_one(OBS1 "\"seed\":\"abc\"}", "body.seed", "int_parsing", M_INT_PARSE);
+    expect_one(OBS1 "\"seed\":\"1.5\"}", "body.seed", "int_parsing", M_INT_PARSE);
+    expect_one(OBS1 "\"seed\":\"\"}", "body.seed", "int_parsing", M_INT_PARSE);
+    expect_one(OBS1 "\"seed\":\"1__0\"}", "body.seed", "int_parsing", M_INT_PARSE);
+    expect_one(OBS1 "\"seed\":[1]}", "body.seed", "int_type", M_INT_TYPE);
+    expect_one(OBS1 "\"seed\":{}}", "body.seed", "int_type", M_INT_TYPE);
+
+    /* Schema order: observations, deterministic, seed. */
+    crl_predict_req_t o;
+    assert_int_equal(parse("{\"seed\":\"x\",\"deterministic\":\"maybe\"}", &o), CRL_EINVAL);
+    assert_int_equal(o.n_errors_total, 3);
+    expect_err(&o, 0, "body.observations", "missing", M_MISSING);
+    expect_err(&o, 1, "body.deterministic", "bool_parsing", M_BOOL_PARSE);
+    expect_err(&o, 2, "body.seed", "int_parsing", M_INT_PARSE);
+    /* A JSON syntax error still wins over a seed error. */
+    JI(OBS1 "\"seed\":-}", 64);
+}
+
 static void test_bad_args(void **state) {
     (void)state;
     crl_predict_req_t o;
@@ -591,6 +668,8 @@ int main(void) {
         cmocka_unit_test(test_trailing_garbage),
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_sensor_total_cap),
+        cmocka_unit_test(test_seed_values),
+        cmocka_unit_test(test_seed_errors),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
