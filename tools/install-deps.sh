@@ -6,7 +6,7 @@
 # Run as root (or with sudo). Nothing is downloaded except Debian packages.
 set -eu
 
-pkgs="build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libyaml-dev zlib1g-dev"
+pkgs="build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libyaml-dev libsleef-dev zlib1g-dev"
 for arg in "$@"; do
     case "$arg" in
     --test) pkgs="$pkgs libcmocka-dev python3 python3-h2 curl nghttp2-client clang-format" ;;

@@ -22,6 +22,16 @@ typedef struct crl_kernels {
     void (*add_row)(float *x, size_t rows, size_t cols, const float *b);
     /* x[i] = x[i] * alpha */
     void (*scale)(float *x, size_t n, float alpha);
+    /* Optional weight packing, done once at load time (nn/graph.c), so that linear does not
+     * re-arrange W on every call. NULL in a table that does not pack (generic). pack_size gives
+     * the floats pack writes for a [out][in] W, or 0 when this table gains nothing from packing
+     * that shape (the caller then uses linear with W as is). `packed` is 64-byte aligned and
+     * belongs to this table only: another table must never read it. linear_packed gives exactly
+     * the bits linear gives for the same W, for any number of rows. */
+    size_t (*pack_size)(size_t in, size_t out);
+    void (*pack)(const float *w, size_t in, size_t out, float *packed);
+    void (*linear_packed)(const float *x, size_t rows, size_t in, const float *packed,
+                          const float *b, size_t out, float *y);
 } crl_kernels_t;
 
 /* The reference table. */

@@ -1,6 +1,12 @@
 /* graph.c: the sequential policy network: builder, finishing passes, workspace and executor.
  * Weights are copied into 64-byte aligned memory the graph owns; a finished graph is immutable
- * and may be run from many threads, each with its own workspace. */
+ * and may be run from many threads, each with its own workspace.
+ *
+ * crl_nn_graph_finish also packs each LINEAR's weights for the kernel table selected at that
+ * moment (crl_kernels(), chosen at start-up before any model loads), when that table packs the
+ * shape. The packed copy is that table's private layout, so crl_nn_run uses it only while the
+ * same table is selected; after a switch (tests, benchmarks) it runs the plain W with `linear`,
+ * which gives the same bits (kernels.h), only slower. */
 #include "nn/graph.h"
 
 #include "hw/hw.h"
@@ -26,6 +32,8 @@ typedef struct nn_node {
     float *b;       /* LINEAR: [out] or NULL; ADD_ROW: [out] */
     float lo, hi;   /* CLIP */
     float alpha;    /* SCALE */
+    float *wp;      /* LINEAR: W packed for the graph's packed_for table, or NULL */
+    size_t wp_n;    /* floats in wp */
 } nn_node;
 
 struct crl_nn_graph {
@@ -36,6 +44,7 @@ struct crl_nn_graph {
     nn_node *ops;
     size_t n_ops, cap_ops;
     int finished;
+    const crl_kernels_t *packed_for; /* the table whose layout the wp are in, or NULL */
 };
 
 struct crl_nn_ws {
@@ -69,6 +78,7 @@ void crl_nn_graph_free(crl_nn_graph_t *g) {
     for (size_t i = 0; i < g->n_ops; i++) {
         free(g->ops[i].w);
         free(g->ops[i].b);
+        free(g->ops[i].wp);
     }
     free(g->ops);
     free(g);
@@ -215,10 +225,43 @@ static void fold_add_row(crl_nn_graph_t *g) {
     g->n_ops = k;
 }
 
+static void free_packed(crl_nn_graph_t *g) {
+    for (size_t i = 0; i < g->n_ops; i++) {
+        free(g->ops[i].wp);
+        g->ops[i].wp = NULL;
+        g->ops[i].wp_n = 0;
+    }
+    g->packed_for = NULL;
+}
+
+/* Packs every LINEAR whose shape the table packs (pack_size > 0); the others keep using W. */
+static crl_status pack_linears(crl_nn_graph_t *g, const crl_kernels_t *k, crl_err *err) {
+    if (k->pack_size == NULL || k->pack == NULL || k->linear_packed == NULL) return CRL_OK;
+    for (size_t i = 0; i < g->n_ops; i++) {
+        nn_node *n = &g->ops[i];
+        if (n->op != CRL_NN_LINEAR) continue;
+        size_t np = k->pack_size(n->in, n->out);
+        if (np == 0) continue;
+        n->wp = alloc_floats(np);
+        if (n->wp == NULL) {
+            free_packed(g);
+            return crl_err_set(err, CRL_ENOMEM,
+                               "out of memory packing a %zux%zu linear layer for the %s kernels",
+                               n->out, n->in, k->name);
+        }
+        n->wp_n = np;
+        k->pack(n->w, n->in, n->out, n->wp);
+    }
+    g->packed_for = k;
+    return CRL_OK;
+}
+
 crl_status crl_nn_graph_finish(crl_nn_graph_t *g, crl_err *err) {
     if (g == NULL) return crl_err_set(err, CRL_EINVAL, "graph is NULL");
     if (g->finished) return CRL_OK;
-    fold_add_row(g);
+    fold_add_row(g); /* first: it changes the ops, not the weights */
+    crl_status st = pack_linears(g, crl_kernels(), err);
+    if (st != CRL_OK) return st;
     g->finished = 1;
     return CRL_OK;
 }
@@ -303,8 +346,9 @@ crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, 
     if (ws->max_width < g->max_width) return CRL_ESHAPE; /* a workspace planned for another graph */
     if (rows == 0) return CRL_OK;
     const crl_kernels_t *k = crl_kernels();
-    const float *cur = x; /* where the current value is read from */
-    float *own = NULL;    /* the same memory when it is ours to write (not the caller's x) */
+    int packed = g->packed_for == k; /* the packed weights are k's layout */
+    const float *cur = x;            /* where the current value is read from */
+    float *own = NULL; /* the same memory when it is ours to write (not the caller's x) */
     size_t width = g->in_width;
     for (size_t i = 0; i < g->n_ops; i++) {
         const nn_node *n = &g->ops[i];
@@ -312,7 +356,10 @@ crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, 
         float *dst;
         if (n->op == CRL_NN_LINEAR) {
             dst = last ? y : (own == ws->buf[0] ? ws->buf[1] : ws->buf[0]);
-            k->linear(cur, rows, n->in, n->w, n->b, n->out, dst);
+            if (packed && n->wp)
+                k->linear_packed(cur, rows, n->in, n->wp, n->b, n->out, dst);
+            else
+                k->linear(cur, rows, n->in, n->w, n->b, n->out, dst);
         } else {
             dst = last ? y : (own ? own : ws->buf[0]);
             if (dst != cur) memcpy(dst, cur, rows * width * sizeof(float));
@@ -340,6 +387,11 @@ crl_status crl_nn_graph_mlock(const crl_nn_graph_t *g, size_t *locked, crl_err *
             crl_status st = crl_hw_mlock(n->b, nb * sizeof(float), err);
             if (st != CRL_OK) return st;
             *locked += nb * sizeof(float);
+        }
+        if (n->wp) {
+            crl_status st = crl_hw_mlock(n->wp, n->wp_n * sizeof(float), err);
+            if (st != CRL_OK) return st;
+            *locked += n->wp_n * sizeof(float);
         }
     }
     return CRL_OK;

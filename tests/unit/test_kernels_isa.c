@@ -1,9 +1,11 @@
 /* test_kernels_isa.c: every ISA kernel table built into this binary and runnable on this CPU
  * (avx2, avx512) against the generic reference: linear on many shapes (both of its internal
  * paths, odd tails, several input chunks and output panels), unaligned rows and outputs,
- * nothing written outside the output, and the same bits for a row alone or in a batch; the
- * elementwise kernels bit for bit on lengths 0..67 with special values. A table the CPU lacks is
- * reported as skipped, not passed silently. */
+ * nothing written outside the output, and the same bits for a row alone or in a batch; weights
+ * packed at load time (pack / linear_packed) give exactly linear's bits; the elementwise kernels
+ * bit for bit on lengths 0..67 with special values, except the SLEEF tanh and sigmoid, which
+ * must stay within 2e-7 of libm for |x| <= 20 and match it exactly on NaN, +-0 and +-inf. A
+ * table the CPU lacks is reported as skipped, not passed silently. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -232,6 +234,22 @@ static void assert_same_bits(const float *got, const float *want, size_t n, cons
         }
 }
 
+/* The SLEEF functions: within ACT_TOL of libm, and the same bits for NaN (the input's own), +-0
+ * and +-inf inputs. */
+#define ACT_TOL 2e-7
+static void assert_close_or_same_special(const float *got, const float *src, const float *want,
+                                         size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++) {
+        int special = isnan(src[i]) || isinf(src[i]) || src[i] == 0.0f;
+        uint32_t a, b;
+        memcpy(&a, &got[i], 4);
+        memcpy(&b, &want[i], 4);
+        if (special ? a != b : !(fabs((double)got[i] - (double)want[i]) <= ACT_TOL))
+            fail_msg("%s: f(%.9g) = %.9g (0x%08x), libm %.9g (0x%08x)", what, (double)src[i],
+                     (double)got[i], a, (double)want[i], b);
+    }
+}
+
 enum { OP_RELU, OP_TANH, OP_SIGMOID, OP_CLIP, OP_CLIP_INVERTED, OP_SCALE, N_OPS };
 
 static void apply(const crl_kernels_t *k, int op, float *v, size_t n) {
@@ -280,7 +298,10 @@ static void test_elementwise_match_generic(void **state) {
                     char what[64];
                     snprintf(what, sizeof(what), "%s %s", k->name, op_names[op]);
                     check_guards(got, n, what);
-                    assert_same_bits(got, want, n, what, n);
+                    if (op == OP_TANH || op == OP_SIGMOID)
+                        assert_close_or_same_special(got, src, want, n, what);
+                    else
+                        assert_same_bits(got, want, n, what, n);
                 }
     }
 }
@@ -318,6 +339,170 @@ static void test_add_row_matches_generic(void **state) {
     }
 }
 
+/* Every float of [-20, 20] at a fine step (and every 97th float bit pattern in that range's
+ * magnitude, both signs), in vectors of 16 so each lane position sees them: tanh and sigmoid
+ * within ACT_TOL of libm. Outside [-20, 20] both saturate; the specials below cover that. */
+static void test_sleef_activations_accuracy(void **state) {
+    (void)state;
+    enum { N = 1 << 16 };
+    static float src[N], got[N], want[N];
+    size_t ran = 0;
+    for (size_t t = 0; t < N_ISAS; t++) {
+        const crl_kernels_t *k = isa_table(isa_names[t]);
+        if (k == NULL) continue;
+        for (int op = OP_TANH; op <= OP_SIGMOID; op++) {
+            double worst = 0;
+            uint32_t bits = 0;
+            for (int pass = 0; pass < 2 * 64; pass++) {
+                for (size_t i = 0; i < N; i++) {
+                    if (pass < 2) { /* an even grid */
+                        src[i] = -20.0f + 40.0f * (float)i / (float)(N - 1);
+                        if (pass == 1) src[i] += 40.0f / (float)(N - 1) / 3.0f;
+                    } else { /* float bit patterns, both signs, up to |x| = 20 */
+                        float v;
+                        bits = (bits + 97u * 1031u) % 0x41a00001u;
+                        memcpy(&v, &bits, 4);
+                        src[i] = (i & 1) ? -v : v;
+                    }
+                }
+                memcpy(want, src, sizeof(src));
+                memcpy(got, src, sizeof(src));
+                apply(crl_kernels_generic(), op, want, N);
+                apply(k, op, got, N);
+                for (size_t i = 0; i < N; i++) {
+                    double d = fabs((double)got[i] - (double)want[i]);
+                    if (d > worst) worst = d;
+                    if (!(d <= ACT_TOL))
+                        fail_msg("%s %s(%.9g) = %.9g, libm %.9g", k->name,
+                                 op == OP_TANH ? "tanh" : "sigmoid", (double)src[i], (double)got[i],
+                                 (double)want[i]);
+                }
+            }
+            print_message("[  INFO    ] %s %s: max |sleef - libm| = %.3g\n", k->name,
+                          op == OP_TANH ? "tanh" : "sigmoid", worst);
+        }
+        /* Special values, bit for bit: what SLEEF (with the NaN pass-through) returns. */
+        uint32_t nan_payload = 0x7fc01234u, neg_nan = 0xffa00001u; /* a quiet and a signalling */
+        float nan1, nan2;
+        memcpy(&nan1, &nan_payload, 4);
+        memcpy(&nan2, &neg_nan, 4);
+        const float in[] = {0.0f,  -0.0f,  INFINITY, -INFINITY, nan1,  nan2,   100.0f, -100.0f,
+                            1e30f, -1e30f, 20.0f,    -20.0f,    88.0f, -88.0f, 89.0f,  -104.0f};
+        const float tanh_want[] = {0.0f, -0.0f, 1.0f, -1.0f, nan1, nan2,  1.0f, -1.0f,
+                                   1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f};
+        const float sig_want[] = {0.5f, 0.5f, 1.0f, 0.0f, nan1, nan2, 1.0f, 0.0f,
+                                  1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f};
+        enum { NS = sizeof(in) / sizeof(in[0]) };
+        for (size_t len = 1; len <= NS; len++) { /* every tail length */
+            float v[NS];
+            memcpy(v, in, sizeof(v));
+            k->tanh(v, len);
+            assert_same_bits(v, tanh_want, len, "tanh of special values", len);
+            memcpy(v, in, sizeof(v));
+            k->sigmoid(v, len);
+            /* Large negative inputs give tiny values (sigmoid(-100) = 3.8e-44, a denormal), not
+             * 0: compare the finite non-zero inputs to libm. */
+            for (size_t i = 0; i < len; i++)
+                if (isfinite(in[i]) && in[i] != 0.0f) {
+                    float ref = in[i];
+                    crl_kernels_generic()->sigmoid(&ref, 1);
+                    assert_true(fabs((double)v[i] - (double)ref) <= ACT_TOL);
+                    v[i] = sig_want[i];
+                }
+            assert_same_bits(v, sig_want, len, "sigmoid of special values", len);
+        }
+        /* A denormal input: tanh(x) ~ x and sigmoid(x) ~ 0.5, as in libm. */
+        float d[2] = {1e-40f, -1e-40f};
+        k->tanh(d, 2);
+        assert_true(fabs((double)d[0] - 1e-40) <= 1e-45 && fabs((double)d[1] + 1e-40) <= 1e-45);
+        d[0] = 1e-40f;
+        d[1] = -1e-40f;
+        k->sigmoid(d, 2);
+        assert_true(d[0] == 0.5f && d[1] == 0.5f);
+        ran++;
+    }
+    if (ran == 0) print_message("[  SKIP    ] no ISA table runs here\n");
+}
+
+/* The packed-weight path of every table that has one: on the shapes and row counts of
+ * test_linear_matches_generic, linear_packed on pack's output gives linear's bits exactly, writes
+ * nothing outside its output, and pack writes nothing past pack_size floats. */
+static void check_packed(const crl_kernels_t *k, size_t rows, size_t in, size_t out, int bias,
+                         size_t offset, size_t *packed_shapes) {
+    size_t np = k->pack_size(in, out);
+    if (np == 0) return; /* this table runs the shape with W as is */
+    (*packed_shapes)++;
+    float *xb, *wb, *bb, *yb, *rb, *pb;
+    const float *x = rnd_block(rows * in, offset, &xb);
+    const float *w = rnd_block(out * in, offset, &wb);
+    const float *b = bias ? rnd_block(out, offset, &bb) : (bb = NULL, NULL);
+    float *y = guarded(rows * out, offset, &yb);
+    float *ref = guarded(rows * out, 0, &rb);
+    /* 64-byte aligned as the graph allocates it, with sentinels after it. */
+    size_t bytes = ((np + GUARD) * sizeof(float) + 63) & ~(size_t)63;
+    pb = aligned_alloc(64, bytes);
+    assert_non_null(pb);
+    for (size_t i = 0; i < np + GUARD; i++)
+        pb[i] = SENTINEL;
+    k->pack(w, in, out, pb);
+    for (size_t i = np; i < np + GUARD; i++)
+        if (pb[i] != SENTINEL) fail_msg("%s pack %zux%zu wrote past pack_size", k->name, in, out);
+    k->linear(x, rows, in, w, b, out, ref);
+    k->linear_packed(x, rows, in, pb, b, out, y);
+    char what[128];
+    snprintf(what, sizeof(what), "%s linear_packed rows=%zu in=%zu out=%zu bias=%d offset=%zu",
+             k->name, rows, in, out, bias, offset);
+    check_guards(y, rows * out, what);
+    assert_same_bits(y, ref, rows * out, what, rows * out);
+    free(xb);
+    free(wb);
+    free(bb);
+    free(yb);
+    free(rb);
+    free(pb);
+}
+
+static void test_linear_packed_matches_linear(void **state) {
+    (void)state;
+    static const size_t fixed[][2] = {
+        {5, 64},  {64, 64}, {64, 3},  {1, 1},    {1, 130}, {130, 1},   {130, 130}, {3, 5},
+        {16, 16}, {17, 15}, {15, 17}, {8, 8},    {7, 9},   {9, 7},     {65, 63},   {63, 65},
+        {64, 16}, {2, 129}, {33, 31}, {300, 20}, {257, 9}, {128, 100}, {5, 3},     {64, 1},
+        {7, 8},   {15, 16}, {1, 16},  {5, 65},   {3, 200},
+    };
+    static const size_t row_counts[] = {1, 2, 3, 4, 6, 7, 13, 33, 1000};
+    size_t ran = 0;
+    for (size_t t = 0; t < N_ISAS; t++) {
+        const crl_kernels_t *k = isa_table(isa_names[t]);
+        if (k == NULL) continue;
+        assert_non_null(k->pack_size);
+        assert_non_null(k->pack);
+        assert_non_null(k->linear_packed);
+        size_t packed_shapes = 0;
+        for (size_t rc = 0; rc < sizeof(row_counts) / sizeof(row_counts[0]); rc++) {
+            for (size_t s = 0; s < sizeof(fixed) / sizeof(fixed[0]); s++)
+                for (int bias = 0; bias < 2; bias++)
+                    check_packed(k, row_counts[rc], fixed[s][0], fixed[s][1], bias, (size_t)bias,
+                                 &packed_shapes);
+            for (int s = 0; s < 12; s++)
+                check_packed(k, row_counts[rc], rnd_range(1, 20), rnd_range(1, 200), s & 1,
+                             (s >> 1) & 1, &packed_shapes);
+        }
+        /* The model's first layer packs; a test that packed nothing would prove nothing. */
+        assert_true(k->pack_size(5, 64) > 0);
+        assert_true(packed_shapes > 0);
+        /* No rows or no outputs: nothing written. */
+        float pk[64 * 16] __attribute__((aligned(64))), v[4] = {1, 2, 3, 4};
+        float y[2] = {SENTINEL, SENTINEL};
+        k->pack(v, 1, 4, pk);
+        k->linear_packed(v, 0, 1, pk, v, 4, y);
+        assert_true(y[0] == SENTINEL && y[1] == SENTINEL);
+        ran++;
+    }
+    assert_null(crl_kernels_generic()->pack_size); /* generic runs W as is */
+    if (ran == 0) print_message("[  SKIP    ] no ISA table runs here\n");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_matches_generic),
@@ -325,6 +510,8 @@ int main(void) {
         cmocka_unit_test(test_linear_batch_invariant),
         cmocka_unit_test(test_elementwise_match_generic),
         cmocka_unit_test(test_add_row_matches_generic),
+        cmocka_unit_test(test_sleef_activations_accuracy),
+        cmocka_unit_test(test_linear_packed_matches_linear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* test_nn.c: the graph builder, its ADD_ROW fold, the workspace and the executor, checked against
- * values computed by hand, plus the errors a caller can provoke. */
+ * values computed by hand, plus the errors a caller can provoke; weights packed at finish for one
+ * kernel table and run under another. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -227,13 +228,110 @@ static void test_run_errors(void **state) {
     crl_nn_graph_free(g);
 }
 
+/* The example policy's shape (5-64-64-3, ReLU ReLU Tanh) with fixed pseudo-random weights. Its
+ * 5 -> 64 layer is one the ISA tables pack at finish. */
+static crl_nn_graph_t *mlp_graph(void) {
+    enum { I = 5, H = 64, O = 3 };
+    static float w0[H * I], b0[H], w1[H * H], b1[H], w2[O * H], b2[O];
+    uint32_t s = 12345u;
+    float *all[] = {w0, b0, w1, b1, w2, b2};
+    const size_t n[] = {H * I, H, H * H, H, O * H, O};
+    for (size_t a = 0; a < 6; a++)
+        for (size_t i = 0; i < n[a]; i++) {
+            s = s * 1664525u + 1013904223u;
+            all[a][i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
+        }
+    crl_err err = {{0}};
+    crl_nn_graph_t *g = new_graph(I);
+    assert_int_equal(crl_nn_graph_add_linear(g, w0, b0, I, H, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_act(g, CRL_NN_RELU, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_linear(g, w1, b1, H, H, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_act(g, CRL_NN_RELU, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_linear(g, w2, b2, H, O, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_add_act(g, CRL_NN_TANH, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    return g;
+}
+
+static void run_mlp(const crl_nn_graph_t *g, const float *x, size_t rows, float *y) {
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, rows, &ws), CRL_OK);
+    assert_int_equal(crl_nn_run(g, ws, x, rows, y), CRL_OK);
+    crl_nn_ws_free(ws);
+}
+
+/* finish packs weights for the table selected then; a graph packed for table A and run after a
+ * switch to table B must give exactly what a graph built under B gives (B never reads A's
+ * layout), for every pair of tables this CPU runs and several batch sizes. */
+static void test_packed_graph_after_table_switch(void **state) {
+    (void)state;
+    const char *names[] = {"generic", "avx2", "avx512"};
+    enum { NT = 3, MAXR = 37 };
+    const crl_kernels_t *tables[NT];
+    for (size_t t = 0; t < NT; t++) {
+        tables[t] = crl_kernels_by_name(names[t]);
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        if (t == 1 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+            tables[t] = NULL;
+        if (t == 2 && !(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                        __builtin_cpu_supports("fma")))
+            tables[t] = NULL;
+#endif
+    }
+    static const size_t row_counts[] = {1, 3, 6, MAXR};
+    float x[MAXR * 5], want[MAXR * 3], got[MAXR * 3], ref[MAXR * 3];
+    for (size_t i = 0; i < MAXR * 5; i++)
+        x[i] = (float)((i * 7919u) % 61u) / 10.0f - 3.0f;
+    crl_nn_graph_t *gen_graph = mlp_graph(); /* generic is selected: nothing packed */
+    for (size_t a = 0; a < NT; a++) {
+        if (tables[a] == NULL) continue;
+        crl_kernels_choose(~0u, names[a]);
+        assert_string_equal(crl_kernels()->name, names[a]);
+        crl_nn_graph_t *ga = mlp_graph();
+        size_t locked = 0;
+        crl_err err = {{0}};
+        if (crl_nn_graph_mlock(ga, &locked, &err) == CRL_OK && a > 0) /* packed copy included */
+            assert_true(locked > (5 * 64 + 64 + 64 * 64 + 64 + 64 * 3 + 3) * sizeof(float));
+        for (size_t b = 0; b < NT; b++) {
+            if (tables[b] == NULL) continue;
+            crl_kernels_choose(~0u, names[b]);
+            crl_nn_graph_t *gb = mlp_graph(); /* packed for b */
+            for (size_t rc = 0; rc < sizeof(row_counts) / sizeof(row_counts[0]); rc++) {
+                size_t rows = row_counts[rc];
+                run_mlp(gb, x, rows, want);
+                run_mlp(ga, x, rows, got);
+                if (memcmp(got, want, rows * 3 * sizeof(float)) != 0)
+                    fail_msg("graph finished under %s, run under %s at %zu rows: differs from "
+                             "one finished under %s",
+                             names[a], names[b], rows, names[b]);
+                /* And every table agrees with generic within float reassociation. */
+                crl_kernels_choose(0, "generic");
+                run_mlp(gen_graph, x, rows, ref);
+                crl_kernels_choose(~0u, names[b]);
+                for (size_t i = 0; i < rows * 3; i++)
+                    assert_true(fabs((double)got[i] - (double)ref[i]) <= 1e-5);
+            }
+            crl_nn_graph_free(gb);
+        }
+        crl_nn_graph_free(ga);
+    }
+    crl_nn_graph_free(gen_graph);
+    crl_kernels_select("generic");
+}
+
 int main(void) {
     crl_kernels_select("generic");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_run_hand_computed), cmocka_unit_test(test_elementwise_chain),
-        cmocka_unit_test(test_fold_add_row),      cmocka_unit_test(test_empty_graph_is_identity),
-        cmocka_unit_test(test_builder_errors),    cmocka_unit_test(test_weight_cap),
+        cmocka_unit_test(test_run_hand_computed),
+        cmocka_unit_test(test_elementwise_chain),
+        cmocka_unit_test(test_fold_add_row),
+        cmocka_unit_test(test_empty_graph_is_identity),
+        cmocka_unit_test(test_builder_errors),
+        cmocka_unit_test(test_weight_cap),
         cmocka_unit_test(test_run_errors),
+        cmocka_unit_test(test_packed_graph_after_table_switch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

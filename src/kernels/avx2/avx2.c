@@ -15,13 +15,19 @@
  * (batch invariance, see avx512.c): the path depends on the shape only, and dot8_row and
  * dot8_pairs give every dot product the same FMA order and addition tree.
  *
- * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid call the generic
- * (libm) versions: a vectorised approximation would have to stay within a few ulp of tanhf/expf to
- * keep the torch comparison at 1e-5, and these run on the narrow last layer only. */
+ * Weights packed at load time (pack / linear_packed, see kernels.h): as in avx512.c, only the
+ * "packed" shapes gain, and linear_packed runs the same block() on the same panels, so it gives
+ * linear's bits for any number of rows.
+ *
+ * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid use SLEEF's 1-ulp
+ * vector functions (Sleef_tanhf8_u10avx2, Sleef_expf8_u10avx2): within 2e-7 of the libm versions
+ * for |x| <= 20, NaN passed through as is, and +-0, +-inf as in libm (see avx512.c). */
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sleef.h>
 
 #include "kernels/kernels.h"
 
@@ -207,7 +213,7 @@ static void linear_fma_rows(const float *x, size_t rows, size_t in, const float 
     }
 }
 
-static void linear_packed(const float *x, size_t rows, size_t in, const float *w, const float *b,
+static void linear_panels(const float *x, size_t rows, size_t in, const float *w, const float *b,
                           size_t out, float *y) {
     float pk[KC * PANEL] __attribute__((aligned(32)));
     for (size_t o0 = 0; o0 < out; o0 += PANEL) {
@@ -249,9 +255,45 @@ static void avx2_linear(const float *x, size_t rows, size_t in, const float *w, 
         if (rows < PACK_MIN_ROWS)
             linear_fma_rows(x, rows, in, w, b, out, y);
         else
-            linear_packed(x, rows, in, w, b, out, y);
+            linear_panels(x, rows, in, w, b, out, y);
     } else {
         linear_dot(x, rows, in, w, b, out, y);
+    }
+}
+
+/* Packing pays for the "packed" shapes only; in < VW <= KC, so W is one chunk of inputs. */
+static size_t avx2_pack_size(size_t in, size_t out) {
+    if (!(out >= VW && in < VW) || in == 0) return 0;
+    return (out + PANEL - 1) / PANEL * in * PANEL;
+}
+
+/* Panel p is [in][PANEL]: packed[p][k][c] = w[p * PANEL + c][k], zero past the last output. The
+ * same values linear_panels builds on its stack on every call. */
+static void avx2_pack(const float *w, size_t in, size_t out, float *packed) {
+    for (size_t o0 = 0; o0 < out; o0 += PANEL) {
+        float *pk = packed + o0 / PANEL * in * PANEL;
+        size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
+        for (size_t k = 0; k < in; k++)
+            for (size_t c = 0; c < PANEL; c++)
+                pk[k * PANEL + c] = c < ow ? w[(o0 + c) * in + k] : 0.0f;
+    }
+}
+
+/* linear for a W packed by avx2_pack: block() on every row count, so the same bits as
+ * linear_panels and linear_fma_rows. block() uses aligned loads: packed is 64-byte aligned and
+ * every panel row is PANEL floats (64 bytes). */
+static void avx2_linear_packed(const float *x, size_t rows, size_t in, const float *packed,
+                               const float *b, size_t out, float *y) {
+    if (rows == 0 || out == 0) return;
+    for (size_t o0 = 0; o0 < out; o0 += PANEL) {
+        const float *pk = packed + o0 / PANEL * in * PANEL;
+        size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
+        const float *bo = b ? b + o0 : NULL;
+        size_t r = 0;
+        for (; r + RB <= rows; r += RB)
+            block(RB, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow);
+        for (; r < rows; r++)
+            block(1, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow);
     }
 }
 
@@ -267,12 +309,33 @@ static void avx2_relu(float *x, size_t n) {
         x[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
-static void avx2_tanh(float *x, size_t n) {
-    crl_kernels_generic()->tanh(x, n);
+/* A NaN input is returned as is (its payload too), as libm does, rather than SLEEF's own NaN. */
+static inline __m256 keep_nan(__m256 v, __m256 r) {
+    return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
+/* The tail goes through a zero-filled vector: masked loads and stores, nothing touched past n. */
+static void avx2_tanh(float *x, size_t n) {
+    for (size_t i = 0; i < n; i += VW) {
+        __m256i m = mask_for(n - i >= VW ? VW : n - i);
+        __m256 v = _mm256_maskload_ps(x + i, m);
+        _mm256_maskstore_ps(x + i, m, keep_nan(v, Sleef_tanhf8_u10avx2(v)));
+    }
+}
+
+/* generic's formula, lane by lane: e = exp(-|v|) never overflows; v >= 0 gives 1 / (1 + e),
+ * v < 0 gives e / (1 + e). */
 static void avx2_sigmoid(float *x, size_t n) {
-    crl_kernels_generic()->sigmoid(x, n);
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (size_t i = 0; i < n; i += VW) {
+        __m256i m = mask_for(n - i >= VW ? VW : n - i);
+        __m256 v = _mm256_maskload_ps(x + i, m);
+        __m256 e = Sleef_expf8_u10avx2(_mm256_or_ps(v, sign));
+        __m256 num = _mm256_blendv_ps(e, one, _mm256_cmp_ps(v, zero, _CMP_GE_OQ));
+        __m256 r = _mm256_div_ps(num, _mm256_add_ps(one, e));
+        _mm256_maskstore_ps(x + i, m, keep_nan(v, r));
+    }
 }
 
 /* v < lo ? lo : (v > hi ? hi : v), with the same precedence when lo > hi and NaN passing. */
@@ -321,6 +384,9 @@ static const crl_kernels_t avx2_table = {
     .clip = avx2_clip,
     .add_row = avx2_add_row,
     .scale = avx2_scale,
+    .pack_size = avx2_pack_size,
+    .pack = avx2_pack,
+    .linear_packed = avx2_linear_packed,
 };
 
 const crl_kernels_t *crl_kernels_avx2(void) {

@@ -19,16 +19,24 @@
  * dynamic batcher runs rows of unrelated requests together and a request's answer must not depend
  * on its neighbours. So the path depends on the shape only, never on rows, and every dot product
  * of the dot path (dot16_row, dot16_pairs, dot1) uses the same FMA order and addition tree.
- * The price: a wide layer (in >= 16) uses the dot path even at batch 256, where packing would be
- * about 3x faster; weights packed once at load time would remove the trade-off.
+ * The price: a wide layer (in >= 16) uses the dot path even at batch 256, where the broadcast
+ * (panel) order would be faster.
  *
- * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid call the generic
- * (libm) versions: a vectorised approximation would have to stay within a few ulp of tanhf/expf to
- * keep the torch comparison at 1e-5, and these run on the narrow last layer only. */
+ * Weights packed at load time (pack / linear_packed, see kernels.h) give linear's bits for any
+ * number of rows. Only the "packed" shapes are packed: the panels linear_panels builds on every
+ * call, built once; linear_packed runs the same block() on them (below PACK_MIN_ROWS linear takes
+ * linear_fma_rows, which is bit-identical to block), so batch 1 gets vector FMAs too.
+ *
+ * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid use SLEEF's 1-ulp
+ * vector functions (Sleef_tanhf16_u10avx512f, Sleef_expf16_u10avx512f): within 2e-7 of the libm
+ * versions for |x| <= 20 (tests/unit/test_kernels_isa.c), a NaN input comes back as that same
+ * NaN, and +-0, +-inf give what libm gives (tanh: +-0, +-1; sigmoid: 0.5, 1, 0). */
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sleef.h>
 
 #include "kernels/kernels.h"
 
@@ -74,8 +82,10 @@ static inline __m512 reduce16(const __m512 acc[16]) {
     return _mm512_permutexvar_ps(perm, r);
 }
 
-/* 16 dot products of one input row x with 16 consecutive weight rows w[0..15] (stride in). */
-static __m512 dot16_row(const float *x, const float *w, size_t in) {
+/* 16 dot products of one input row x with 16 consecutive weight rows w[0..15] (stride in).
+ * Always inlined: GCC's heuristics sometimes make it a call, which measured about 30% slower. */
+static inline __attribute__((always_inline)) __m512 dot16_row(const float *x, const float *w,
+                                                              size_t in) {
     __m512 acc[16];
     for (int j = 0; j < 16; j++)
         acc[j] = _mm512_setzero_ps();
@@ -252,7 +262,7 @@ static void linear_fma_rows(const float *x, size_t rows, size_t in, const float 
     }
 }
 
-static void linear_packed(const float *x, size_t rows, size_t in, const float *w, const float *b,
+static void linear_panels(const float *x, size_t rows, size_t in, const float *w, const float *b,
                           size_t out, float *y) {
     float pk[KC * PANEL] __attribute__((aligned(64)));
     for (size_t o0 = 0; o0 < out; o0 += PANEL) {
@@ -294,9 +304,46 @@ static void avx512_linear(const float *x, size_t rows, size_t in, const float *w
         if (rows < PACK_MIN_ROWS)
             linear_fma_rows(x, rows, in, w, b, out, y);
         else
-            linear_packed(x, rows, in, w, b, out, y);
+            linear_panels(x, rows, in, w, b, out, y);
     } else {
         linear_dot(x, rows, in, w, b, out, y);
+    }
+}
+
+/* Packing pays for the "packed" shapes only; in < VW <= KC, so W is one chunk of inputs. The dot
+ * shapes read W row by row as stored: a transposed layout (the same FMAs with reduce16's tree as
+ * vertical adds) measured no faster, so they are not packed. */
+static size_t avx512_pack_size(size_t in, size_t out) {
+    if (!(out >= VW && in < VW) || in == 0) return 0;
+    return (out + PANEL - 1) / PANEL * in * PANEL;
+}
+
+/* Panel p is [in][PANEL]: packed[p][k][c] = w[p * PANEL + c][k], zero past the last output. The
+ * same values linear_panels builds on its stack on every call. */
+static void avx512_pack(const float *w, size_t in, size_t out, float *packed) {
+    for (size_t o0 = 0; o0 < out; o0 += PANEL) {
+        float *pk = packed + o0 / PANEL * in * PANEL;
+        size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
+        for (size_t k = 0; k < in; k++)
+            for (size_t c = 0; c < PANEL; c++)
+                pk[k * PANEL + c] = c < ow ? w[(o0 + c) * in + k] : 0.0f;
+    }
+}
+
+/* linear for a W packed by avx512_pack: block() on every row count, so the same bits as
+ * linear_panels and linear_fma_rows. */
+static void avx512_linear_packed(const float *x, size_t rows, size_t in, const float *packed,
+                                 const float *b, size_t out, float *y) {
+    if (rows == 0 || out == 0) return;
+    for (size_t o0 = 0; o0 < out; o0 += PANEL) {
+        const float *pk = packed + o0 / PANEL * in * PANEL;
+        size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
+        const float *bo = b ? b + o0 : NULL;
+        size_t r = 0;
+        for (; r + RB <= rows; r += RB)
+            block(RB, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow);
+        for (; r < rows; r++)
+            block(1, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow);
     }
 }
 
@@ -311,12 +358,32 @@ static void avx512_relu(float *x, size_t n) {
     }
 }
 
-static void avx512_tanh(float *x, size_t n) {
-    crl_kernels_generic()->tanh(x, n);
+/* A NaN input is returned as is (its payload too), as libm does, rather than SLEEF's own NaN. */
+static inline __m512 keep_nan(__m512 v, __m512 r) {
+    return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
 }
 
+static void avx512_tanh(float *x, size_t n) {
+    for (size_t i = 0; i < n; i += VW) {
+        __mmask16 m = n - i >= VW ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(x + i, m, keep_nan(v, Sleef_tanhf16_u10avx512f(v)));
+    }
+}
+
+/* generic's formula, lane by lane: e = exp(-|v|) never overflows; v >= 0 gives 1 / (1 + e),
+ * v < 0 gives e / (1 + e). */
 static void avx512_sigmoid(float *x, size_t n) {
-    crl_kernels_generic()->sigmoid(x, n);
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (size_t i = 0; i < n; i += VW) {
+        __mmask16 m = n - i >= VW ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 e = Sleef_expf16_u10avx512f(_mm512_or_ps(v, sign));
+        __m512 num = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(v, zero, _CMP_GE_OQ), one);
+        __m512 r = _mm512_div_ps(num, _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(x + i, m, keep_nan(v, r));
+    }
 }
 
 /* v < lo ? lo : (v > hi ? hi : v), with the same precedence when lo > hi and NaN passing. */
@@ -360,6 +427,9 @@ static const crl_kernels_t avx512_table = {
     .clip = avx512_clip,
     .add_row = avx512_add_row,
     .scale = avx512_scale,
+    .pack_size = avx512_pack_size,
+    .pack = avx512_pack,
+    .linear_packed = avx512_linear_packed,
 };
 
 const crl_kernels_t *crl_kernels_avx512(void) {
