@@ -3,6 +3,7 @@
 #   tools/install-deps.sh          build and run
 #   tools/install-deps.sh --test   also what the test suite needs
 #   tools/install-deps.sh --bench  also the load generators and yardsticks of bench/
+#                                  (OpenBLAS, oneDNN, SLEEF, torch, node/npm)
 # Run as root (or with sudo). Nothing is downloaded except Debian packages.
 set -eu
 
@@ -10,11 +11,18 @@ pkgs="build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libyaml-dev 
 for arg in "$@"; do
     case "$arg" in
     --test) pkgs="$pkgs libcmocka-dev python3 python3-h2 curl nghttp2-client clang-format" ;;
-    --bench) pkgs="$pkgs wrk nghttp2-client curl python3 linux-perf valgrind" ;;
+    --bench)
+        pkgs="$pkgs wrk nghttp2-client curl python3 linux-perf valgrind"
+        # bench/yardsticks (docs/performance.md); ONNX Runtime comes from npm when it runs.
+        pkgs="$pkgs libopenblas-dev libdnnl-dev libsleef-dev python3-torch"
+        # A NodeSource nodejs already ships npm and conflicts with Debian's npm package.
+        command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+        command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+        ;;
     --tools) pkgs="$pkgs python3-torch python3-onnx python3-numpy python3-yaml" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
     -h | --help)
-        sed -n '2,6p' "$0"
+        sed -n '2,7p' "$0"
         exit 0
         ;;
     *)

@@ -1,0 +1,99 @@
+// ort_bench.js: the ONNX Runtime yardstick, through npm onnxruntime-node (its bundled CPU build),
+// installed by run.py into build/bench-node/ with ONNXRUNTIME_NODE_INSTALL=skip (the postinstall
+// would fetch the CUDA provider from the network and fail). One intra-op and one inter-op thread,
+// sequential execution. Each timed forward is one `await session.run(feeds)`, so it includes
+// N-API, the async hop and tensor marshalling: what a Node caller pays. Prints the line protocol
+// of common.h; checks every zoo golden before timing and prints no time on a mismatch.
+//
+//   node ort_bench.js --node-dir build/bench-node --onnx model.onnx --golden DIR [--batches ..]
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { createRequire } = require('module');
+
+const TOL = 1e-4;
+
+function args() {
+  const a = { batches: '1,8,64,256', reps: 7, 'target-ms': 20 };
+  for (let i = 2; i + 1 < process.argv.length; i += 2) a[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+  return a;
+}
+
+function readGolden(file) {
+  const buf = fs.readFileSync(file);
+  // Copy into a fresh ArrayBuffer: a small file's Buffer may sit inside Node's shared pool at a
+  // non-zero byteOffset, and a Float32Array over .buffer would read the wrong bytes.
+  const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
+  const u = new Uint32Array(ab, 0, 9);
+  if (buf.toString('latin1', 0, 4) !== 'CRLG' || u[1] !== 1 || u[2] !== 2 || u[5] !== 1 || u[6] !== 2)
+    throw new Error(file + ': not a [B, in] -> [B, out] golden file');
+  const rows = u[3], inw = u[4], outw = u[8];
+  const x = new Float32Array(ab, 36, rows * inw);
+  const y = new Float32Array(ab, 36 + 4 * rows * inw, rows * outw);
+  if (36 + 4 * rows * (inw + outw) !== buf.length) throw new Error(file + ': trailing bytes');
+  return { rows, inw, outw, x: Float32Array.from(x), y: Float32Array.from(y) };
+}
+
+async function bestNs(run, reps, targetNs) {
+  let iters = 1;
+  for (;;) { // calibrate (and warm up)
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < iters; i++) await run();
+    if (Number(process.hrtime.bigint() - t0) >= targetNs / 2 || iters >= 1 << 24) break;
+    iters *= 2;
+  }
+  iters *= 2;
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < iters; i++) await run();
+    best = Math.min(best, Number(process.hrtime.bigint() - t0) / iters);
+  }
+  return best;
+}
+
+async function main() {
+  const a = args();
+  let ort;
+  try {
+    ort = createRequire(path.resolve(a['node-dir'], 'package.json'))('onnxruntime-node');
+  } catch (e) {
+    console.log('error ort onnxruntime-node not installed in ' + a['node-dir'] + ': ' + e.message.split('\n')[0]);
+    return 3;
+  }
+  const sess = await ort.InferenceSession.create(a.onnx, {
+    intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+  });
+  const inName = sess.inputNames[0], outName = sess.outputNames[0];
+  let ver = '?';
+  try { ver = require(path.resolve(a['node-dir'], 'node_modules/onnxruntime-node/package.json')).version; } catch (e) { /* only for the info line */ }
+  console.log(`info ort onnxruntime-node ${ver}, 1 intra-op thread, await session.run per forward`);
+  const goldens = [1, 7, 64].map((n) => readGolden(path.join(a.golden, `golden_b${n}.bin`)));
+  let ok = true;
+  for (const g of goldens) {
+    const out = await sess.run({ [inName]: new ort.Tensor('float32', g.x, [g.rows, g.inw]) });
+    const y = out[outName].data;
+    let err = y.length === g.y.length ? 0 : Infinity;
+    for (let i = 0; i < g.y.length && err !== Infinity; i++) {
+      const d = Math.abs(y[i] - g.y[i]);
+      if (!(d <= err)) err = Number.isNaN(d) ? Infinity : d;
+    }
+    console.log(`check ort ${g.rows} ${err.toPrecision(3)}`);
+    if (!(err <= TOL)) {
+      console.log(`error ort disagrees with golden_b${g.rows}: max abs error ${err.toPrecision(3)} > ${TOL}, not timed`);
+      ok = false;
+    }
+  }
+  if (!ok) return 1;
+  const g64 = goldens[2];
+  for (const b of a.batches.split(',').map(Number)) {
+    const x = new Float32Array(b * g64.inw);
+    for (let r = 0; r < b; r++) x.set(g64.x.subarray((r % g64.rows) * g64.inw, (r % g64.rows + 1) * g64.inw), r * g64.inw);
+    const feeds = { [inName]: new ort.Tensor('float32', x, [b, g64.inw]) };
+    const ns = await bestNs(() => sess.run(feeds), Number(a.reps), Number(a['target-ms']) * 1e6);
+    console.log(`time ort ${b} ${ns.toFixed(1)}`);
+  }
+  return 0;
+}
+
+main().then((rc) => { process.exitCode = rc; }, (e) => { console.log('error ort ' + String(e.message || e).split('\n')[0]); process.exitCode = 1; });
