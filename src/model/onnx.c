@@ -1,6 +1,9 @@
 /* onnx.c: ONNX import. A small protobuf wire-format decoder (every read bounds-checked, no
- * libprotobuf) pulls out the parts of onnx.proto an MLP needs, then the graph is walked as a single
- * chain from its input to its output and lowered to a crl_nn_graph_t.
+ * libprotobuf) pulls out the parts of onnx.proto a policy network needs, then the nodes are lowered
+ * one by one, in the file's (topological) order, to nodes of a crl_nn_graph_t; the graph's own
+ * passes (nn/graph.c) fold constants, BatchNorm and biases and drop what the output does not need.
+ * Integer tensors (shapes, axes) never become graph values: they are read at load time, and a
+ * Shape of a batched value is kept symbolic so Expand / Reshape to it keep the dynamic batch.
  *
  * The decoder is zero-copy: names and raw tensor bytes stay views (spans) into the caller's buffer,
  * and tensors are only turned into floats when an operator uses them. It never recurses into
@@ -531,18 +534,32 @@ static crl_status tensor_floats(const onnx_tensor *t, float **out, size_t *count
 
 /* ---- lowering ------------------------------------------------------------------------------ */
 
+/* What an ONNX name stands for while lowering: a graph value, a constant tensor of the file not
+ * yet turned into a graph value (most are only read as weights), or a small integer vector (a
+ * shape, axes), whose first entry may be the symbolic batch (a Shape of a batched value). */
+enum { ENT_VALUE, ENT_TENSOR, ENT_INTS };
+
+typedef struct ent {
+    pb_span name;
+    int kind;
+    size_t value;
+    const onnx_tensor *t;
+    int64_t ints[ONNX_MAX_DIMS];
+    size_t n_ints;
+    int batch0;
+} ent;
+
 typedef struct lower_ctx {
     onnx_model *m;
     crl_nn_graph_t *g;
     crl_err *err;
-    pb_span cur; /* name of the value flowing down the chain */
-    size_t width;
-    size_t rank;
+    ent *ents;
+    size_t n_ents, cap_ents;
     size_t index;   /* of the node being lowered */
     onnx_node node; /* the node being lowered */
 } lower_ctx;
 
-/* "node 'NAME' (op OP): reason", or "node #3 (op OP): reason" for a nameless node. */
+/* "node 'NAME' (op OP, opset N): reason", or "node #3 (op OP, opset N): ..." for a nameless one. */
 static crl_status node_err(const lower_ctx *c, crl_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static crl_status node_err(const lower_ctx *c, crl_status st, const char *fmt, ...) {
@@ -554,9 +571,10 @@ static crl_status node_err(const lower_ctx *c, crl_status st, const char *fmt, .
     name_buf nb, ob;
     const char *op = c->node.op.n ? span_str(c->node.op, &ob) : "?";
     if (c->node.name.n)
-        return crl_err_set(c->err, st, "node '%s' (op %s): %s", span_str(c->node.name, &nb), op,
-                           reason);
-    return crl_err_set(c->err, st, "node #%zu (op %s): %s", c->index, op, reason);
+        return crl_err_set(c->err, st, "node '%s' (op %s, opset %lld): %s",
+                           span_str(c->node.name, &nb), op, (long long)c->m->opset, reason);
+    return crl_err_set(c->err, st, "node #%zu (op %s, opset %lld): %s", c->index, op,
+                       (long long)c->m->opset, reason);
 }
 
 /* Re-labels an error from a lower layer (tensor or builder) with the node it came from. */
@@ -565,47 +583,6 @@ static crl_status node_wrap(const lower_ctx *c, crl_status st) {
     char inner[sizeof(c->err->msg)];
     memcpy(inner, c->err->msg, sizeof(inner));
     return node_err(c, st, "%s", inner);
-}
-
-static const onnx_tensor *find_const(const onnx_model *m, pb_span name) {
-    for (size_t i = m->n_consts; i-- > 0;)
-        if (span_eq(m->consts[i].name, name)) return &m->consts[i];
-    for (size_t i = 0; i < m->n_inits; i++)
-        if (span_eq(m->inits[i].name, name)) return &m->inits[i];
-    return NULL;
-}
-
-/* A constant operand of the current node as floats; `*t` gives its shape. */
-static crl_status const_operand(const lower_ctx *c, pb_span name, const char *role,
-                                const onnx_tensor **t, float **data, size_t *count) {
-    name_buf nb;
-    *data = NULL;
-    *t = find_const(c->m, name);
-    if (*t == NULL)
-        return node_err(c, CRL_EUNSUPPORTED,
-                        "%s '%s' is neither the chain value nor a constant (initializer or "
-                        "Constant node); only single-chain graphs are supported",
-                        role, span_str(name, &nb));
-    crl_status st = tensor_floats(*t, data, count, c->err);
-    return st == CRL_OK ? CRL_OK : node_wrap(c, st);
-}
-
-/* Expands a constant to one row of `width` values: a scalar (any shape with one element), [width]
- * or [1, width]; anything else would need a broadcast carlarl does not do. */
-static crl_status const_row(const lower_ctx *c, const onnx_tensor *t, const float *data,
-                            size_t count, size_t width, const char *role, float **row) {
-    int ok = count == 1 || (t->ndims == 1 && (size_t)t->dims[0] == width) ||
-             (t->ndims == 2 && t->dims[0] == 1 && (size_t)t->dims[1] == width);
-    if (!ok || (count != 1 && count != width))
-        return node_err(c, CRL_ESHAPE,
-                        "%s has %zu elements in %zu dimensions, which does not "
-                        "broadcast over rows of width %zu",
-                        role, count, t->ndims, width);
-    *row = malloc(width * sizeof(float));
-    if (*row == NULL) return node_err(c, CRL_ENOMEM, "out of memory");
-    for (size_t i = 0; i < width; i++)
-        (*row)[i] = data[count == 1 ? 0 : i];
-    return CRL_OK;
 }
 
 static crl_status attr_get(const lower_ctx *c, const char *name, onnx_attr *a, int *found) {
@@ -639,40 +616,222 @@ static crl_status attr_int(const lower_ctx *c, const char *name, int64_t dflt, i
     return CRL_OK;
 }
 
+/* A repeated-int attribute (AttributeProto.ints, field 8, packed or not), at most `cap` values. */
+static crl_status attr_ints(const lower_ctx *c, const char *name, int64_t *v, size_t cap, size_t *n,
+                            int *found) {
+    pb_span msg = c->node.msg;
+    pb_field f, g;
+    int rc, rc2;
+    *n = 0;
+    *found = 0;
+    while ((rc = pb_next(&msg, &f)) == 1) {
+        if (f.num != 5) continue;
+        if (f.wt != PB_LEN) return node_err(c, CRL_EFORMAT, "malformed attribute list");
+        pb_span am = f.s;
+        int match = 0;
+        size_t k = 0;
+        int64_t tmp[ONNX_MAX_DIMS];
+        while ((rc2 = pb_next(&am, &g)) == 1) {
+            if (g.num == 1 && g.wt == PB_LEN) {
+                match = span_is(g.s, name);
+            } else if (g.num == 8 && (g.wt == PB_VARINT || g.wt == PB_LEN)) {
+                pb_span packed = g.s;
+                uint64_t u = g.u;
+                while (g.wt == PB_VARINT || packed.n > 0) {
+                    if (g.wt == PB_LEN && pb_varint(&packed, &u) != 0)
+                        return node_err(c, CRL_EFORMAT, "malformed attribute '%s'", name);
+                    if (k == ONNX_MAX_DIMS || k == cap)
+                        return node_err(c, CRL_EUNSUPPORTED, "attribute has too many values");
+                    tmp[k++] = (int64_t)u;
+                    if (g.wt == PB_VARINT) break;
+                }
+            }
+        }
+        if (rc2 < 0) return node_err(c, CRL_EFORMAT, "malformed attribute list");
+        if (match) {
+            memcpy(v, tmp, k * sizeof(*v));
+            *n = k;
+            *found = 1;
+            return CRL_OK;
+        }
+    }
+    return rc < 0 ? node_err(c, CRL_EFORMAT, "malformed attribute list") : CRL_OK;
+}
+
 static crl_status want_inputs(const lower_ctx *c, size_t lo, size_t hi) {
     if (c->node.n_in < lo || c->node.n_in > hi)
         return node_err(c, CRL_EFORMAT, "has %zu inputs, expected %zu to %zu", c->node.n_in, lo,
                         hi);
+    for (size_t i = 0; i < lo; i++)
+        if (c->node.in[i].n == 0) return node_err(c, CRL_EFORMAT, "input %zu is empty", i);
     return CRL_OK;
 }
 
-/* The chain value must be the first input (the only place these ops accept it). */
-static crl_status want_chain_first(const lower_ctx *c) {
+/* Reads an INT64 tensor of at most ONNX_MAX_DIMS values (raw_data or int64_data). */
+static crl_status tensor_ints(const lower_ctx *c, const onnx_tensor *t, ent *e) {
     name_buf nb;
-    if (!span_eq(c->node.in[0], c->cur))
-        return node_err(c, CRL_EUNSUPPORTED,
-                        "the chain value '%s' must be the first input of this operator",
-                        span_str(c->cur, &nb));
+    size_t n = 0;
+    if (t->dtype != 7 || t->external)
+        return node_err(c, CRL_EUNSUPPORTED, "tensor '%s' should be INT64, it is %s",
+                        span_str(t->name, &nb), dtype_name(t->dtype));
+    crl_status st = tensor_count(t, &n, c->err);
+    if (st != CRL_OK) return node_wrap(c, st);
+    if (n > ONNX_MAX_DIMS)
+        return node_err(c, CRL_EUNSUPPORTED, "integer tensor '%s' has %zu values (max %d)",
+                        span_str(t->name, &nb), n, ONNX_MAX_DIMS);
+    size_t k = 0;
+    if (t->has_raw) {
+        if (t->raw.n != 8 * n)
+            return node_err(c, CRL_EFORMAT, "tensor '%s' has the wrong size",
+                            span_str(t->name, &nb));
+        for (k = 0; k < n; k++)
+            e->ints[k] = (int64_t)pb_le(t->raw.p + 8 * k, 8);
+    } else {
+        pb_span msg = t->msg;
+        pb_field f;
+        while (pb_next(&msg, &f) == 1) {
+            if (f.num != 7) continue;
+            pb_span packed = f.s;
+            uint64_t u = f.u;
+            while (f.wt == PB_VARINT || (f.wt == PB_LEN && packed.n > 0)) {
+                if (f.wt == PB_LEN && pb_varint(&packed, &u) != 0)
+                    return node_err(c, CRL_EFORMAT, "malformed int64_data");
+                if (k == n)
+                    return node_err(c, CRL_EFORMAT, "tensor '%s' has too many values",
+                                    span_str(t->name, &nb));
+                e->ints[k++] = (int64_t)u;
+                if (f.wt == PB_VARINT) break;
+            }
+        }
+        if (k != n)
+            return node_err(c, CRL_EFORMAT, "tensor '%s' has too few values",
+                            span_str(t->name, &nb));
+    }
+    e->n_ints = n;
+    e->batch0 = 0;
+    e->kind = ENT_INTS;
     return CRL_OK;
 }
 
-/* Adds a linear layer from B (a constant): W = B^T when B is [K, N] (MatMul, Gemm transB=0) or
- * W = B when B is [N, K] (Gemm transB=1). */
-static crl_status lower_weights(lower_ctx *c, pb_span bname, int trans_b, float **w,
-                                size_t *n_out) {
-    const onnx_tensor *t;
+static crl_status add_ent(lower_ctx *c, const ent *e) {
+    if (c->n_ents == c->cap_ents) return node_err(c, CRL_ENOMEM, "too many named values");
+    c->ents[c->n_ents++] = *e;
+    return CRL_OK;
+}
+
+/* The entry for input `idx` of the current node; initializers are entered on first use. */
+static crl_status lookup(lower_ctx *c, size_t idx, ent **out) {
+    name_buf nb;
+    pb_span name = c->node.in[idx];
+    if (name.n == 0) return node_err(c, CRL_EFORMAT, "input %zu is empty", idx);
+    for (size_t i = c->n_ents; i-- > 0;)
+        if (span_eq(c->ents[i].name, name)) {
+            *out = &c->ents[i];
+            return CRL_OK;
+        }
+    for (size_t i = 0; i < c->m->n_inits; i++)
+        if (span_eq(c->m->inits[i].name, name)) {
+            ent e = {.name = name, .kind = ENT_TENSOR, .t = &c->m->inits[i]};
+            crl_status st = add_ent(c, &e);
+            if (st == CRL_OK) *out = &c->ents[c->n_ents - 1];
+            return st;
+        }
+    return node_err(c, CRL_EFORMAT,
+                    "input '%s' is not the graph input, an initializer or an earlier node's output",
+                    span_str(name, &nb));
+}
+
+/* A FLOAT tensor turned into a graph constant (once). */
+static crl_status tensor_value(lower_ctx *c, ent *e) {
+    float *data = NULL;
+    size_t count, dims[ONNX_MAX_DIMS];
+    const onnx_tensor *t = e->t;
+    if (t->dtype == 7) return node_err(c, CRL_EUNSUPPORTED, "an INT64 tensor is used as data");
+    crl_status st = tensor_floats(t, &data, &count, c->err);
+    if (st != CRL_OK) return node_wrap(c, st);
+    for (size_t i = 0; i < t->ndims; i++)
+        dims[i] = (size_t)t->dims[i];
+    st = crl_nn_graph_const(c->g, data, dims, t->ndims, &e->value, c->err);
+    free(data);
+    if (st != CRL_OK) return node_wrap(c, st);
+    e->kind = ENT_VALUE;
+    return CRL_OK;
+}
+
+static crl_status get_value(lower_ctx *c, size_t idx, size_t *v) {
+    ent *e;
+    crl_status st = lookup(c, idx, &e);
+    if (st != CRL_OK) return st;
+    if (e->kind == ENT_INTS)
+        return node_err(c, CRL_EUNSUPPORTED,
+                        "input %zu is an integer tensor (a shape or axes), "
+                        "used here as data",
+                        idx);
+    if (e->kind == ENT_TENSOR && (st = tensor_value(c, e)) != CRL_OK) return st;
+    *v = e->value;
+    return CRL_OK;
+}
+
+static crl_status get_ints(lower_ctx *c, size_t idx, ent *out) {
+    ent *e;
+    crl_status st = lookup(c, idx, &e);
+    if (st != CRL_OK) return st;
+    if (e->kind == ENT_TENSOR && e->t->dtype == 7) st = tensor_ints(c, e->t, e);
+    if (st != CRL_OK) return st;
+    if (e->kind != ENT_INTS)
+        return node_err(c, CRL_EUNSUPPORTED,
+                        "input %zu must be a constant INT64 tensor or come from Shape", idx);
+    *out = *e;
+    return CRL_OK;
+}
+
+/* A constant FLOAT input (from the file: an initializer or a Constant node). */
+static crl_status get_tensor(lower_ctx *c, size_t idx, const char *role, const onnx_tensor **t) {
+    ent *e;
+    crl_status st = lookup(c, idx, &e);
+    if (st != CRL_OK) return st;
+    if (e->t == NULL)
+        return node_err(c, CRL_EUNSUPPORTED,
+                        "%s must be a constant (an initializer or a Constant node)", role);
+    *t = e->t;
+    return CRL_OK;
+}
+
+static crl_status shape_of(lower_ctx *c, size_t v, crl_nn_shape *s) {
+    if (crl_nn_graph_shape(c->g, v, s) != CRL_OK) return node_err(c, CRL_EINVAL, "bad value");
+    return CRL_OK;
+}
+
+/* Binds the node's output name to graph value v. */
+static crl_status bind(lower_ctx *c, size_t v) {
+    ent e = {.name = c->node.out[0], .kind = ENT_VALUE, .value = v};
+    return add_ent(c, &e);
+}
+
+static crl_status emit(lower_ctx *c, crl_nn_op op, const size_t *in, size_t n_in,
+                       const crl_nn_attrs *a) {
+    size_t v;
+    crl_status st = crl_nn_graph_node(c->g, op, in, n_in, a, &v, c->err);
+    if (st != CRL_OK) return node_wrap(c, st);
+    return bind(c, v);
+}
+
+/* W [n][k] for a LINEAR from B: B^T when B is [K, N] (MatMul, Gemm transB=0), B itself when it is
+ * [N, K] (Gemm transB=1). */
+static crl_status weights(lower_ctx *c, const onnx_tensor *t, int trans_b, size_t k, float **w,
+                          size_t *n_out) {
     float *b = NULL;
     size_t count;
-    crl_status st = const_operand(c, bname, "weight B", &t, &b, &count);
-    if (st != CRL_OK) return st;
+    crl_status st = tensor_floats(t, &b, &count, c->err);
+    if (st != CRL_OK) return node_wrap(c, st);
     if (t->ndims != 2) {
         st = node_err(c, CRL_ESHAPE, "weight B must be 2-D, it has %zu dimensions", t->ndims);
         goto out;
     }
-    size_t k = (size_t)t->dims[trans_b ? 1 : 0], n = (size_t)t->dims[trans_b ? 0 : 1];
-    if (k != c->width) {
+    size_t kk = (size_t)t->dims[trans_b ? 1 : 0], n = (size_t)t->dims[trans_b ? 0 : 1];
+    if (kk != k) {
         st = node_err(c, CRL_ESHAPE, "weight B is [%lld, %lld] but the input has width %zu",
-                      (long long)t->dims[0], (long long)t->dims[1], c->width);
+                      (long long)t->dims[0], (long long)t->dims[1], k);
         goto out;
     }
     if (n == 0 || n > ((size_t)1 << 16)) {
@@ -698,13 +857,20 @@ out:
     return st;
 }
 
+static size_t last_dim(const crl_nn_shape *s) {
+    return s->rank ? s->d[s->rank - 1] : 1;
+}
+
 static crl_status lower_gemm(lower_ctx *c) {
     float alpha, beta, *w = NULL, *cdata = NULL, *bias = NULL;
     int64_t trans_a, trans_b;
-    size_t n = 0, ccount;
-    const onnx_tensor *ct;
+    size_t n = 0, ccount, x, v;
+    crl_nn_shape s;
+    const onnx_tensor *bt = NULL, *ct = NULL;
     crl_status st = want_inputs(c, 2, 3);
-    if (st == CRL_OK) st = want_chain_first(c);
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    if (st == CRL_OK) st = shape_of(c, x, &s);
+    if (st == CRL_OK) st = get_tensor(c, 1, "weight B", &bt);
     if (st == CRL_OK) st = attr_float(c, "alpha", 1.0f, &alpha);
     if (st == CRL_OK) st = attr_float(c, "beta", 1.0f, &beta);
     if (st == CRL_OK) st = attr_int(c, "transA", 0, &trans_a);
@@ -718,30 +884,52 @@ static crl_status lower_gemm(lower_ctx *c) {
         st = node_err(c, CRL_EFORMAT, "transB=%lld is not 0 or 1", (long long)trans_b);
         goto out;
     }
-    st = lower_weights(c, c->node.in[1], (int)trans_b, &w, &n);
+    if (s.rank != 2) {
+        st = node_err(c, CRL_ESHAPE, "input A must be 2-D, it has %zu dimensions", s.rank);
+        goto out;
+    }
+    st = weights(c, bt, (int)trans_b, last_dim(&s), &w, &n);
     if (st != CRL_OK) goto out;
     if (c->node.n_in == 3 && c->node.in[2].n > 0 && beta != 0.0f) {
-        st = const_operand(c, c->node.in[2], "bias C", &ct, &cdata, &ccount);
-        if (st == CRL_OK) st = const_row(c, ct, cdata, ccount, n, "bias C", &bias);
+        st = get_tensor(c, 2, "bias C", &ct);
+        if (st == CRL_OK && (st = tensor_floats(ct, &cdata, &ccount, c->err)) != CRL_OK)
+            st = node_wrap(c, st);
         if (st != CRL_OK) goto out;
+        int ok = ccount == 1 || (ct->ndims == 1 && ccount == n) ||
+                 (ct->ndims == 2 && ct->dims[0] == 1 && ccount == n);
+        if (!ok) {
+            st = node_err(c, CRL_ESHAPE,
+                          "bias C has %zu elements in %zu dimensions, which does not broadcast "
+                          "over rows of width %zu",
+                          ccount, ct->ndims, n);
+            goto out;
+        }
+        bias = malloc(n * sizeof(float));
+        if (bias == NULL) {
+            st = node_err(c, CRL_ENOMEM, "out of memory");
+            goto out;
+        }
         for (size_t o = 0; o < n; o++)
-            bias[o] *= beta;
+            bias[o] = beta * cdata[ccount == 1 ? 0 : o];
     }
-    /* alpha == 1 is the common case (PyTorch, Keras) and becomes one fused layer. Otherwise the
-     * ONNX formula alpha * (A B) + beta * C is kept in its own order. */
-    if (alpha == 1.0f) {
-        st = crl_nn_graph_add_linear(c->g, w, bias, c->width, n, c->err);
-    } else {
-        st = crl_nn_graph_add_linear(c->g, w, NULL, c->width, n, c->err);
-        if (st == CRL_OK) st = crl_nn_graph_add_scale(c->g, alpha, c->err);
-        if (st == CRL_OK && bias) st = crl_nn_graph_add_row(c->g, bias, n, c->err);
+    /* alpha == 1 is the common case (PyTorch, Keras) and becomes one layer. Otherwise the ONNX
+     * formula alpha * (A B) + beta * C is kept in its own order. */
+    st = crl_nn_graph_linear(c->g, x, w, alpha == 1.0f ? bias : NULL, last_dim(&s), n, &v, c->err);
+    if (st == CRL_OK && alpha != 1.0f) {
+        crl_nn_attrs a;
+        crl_nn_attrs_init(&a);
+        a.alpha = alpha;
+        st = crl_nn_graph_node(c->g, CRL_NN_SCALE, &v, 1, &a, &v, c->err);
+        size_t in2[2] = {v, 0};
+        if (st == CRL_OK && bias) st = crl_nn_graph_const(c->g, bias, &n, 1, &in2[1], c->err);
+        if (st == CRL_OK && bias)
+            st = crl_nn_graph_node(c->g, CRL_NN_ADD, in2, 2, NULL, &v, c->err);
     }
     if (st != CRL_OK) {
         st = node_wrap(c, st);
         goto out;
     }
-    c->width = n;
-    c->rank = 2;
+    st = bind(c, v);
 out:
     free(w);
     free(cdata);
@@ -751,47 +939,51 @@ out:
 
 static crl_status lower_matmul(lower_ctx *c) {
     float *w = NULL;
-    size_t n = 0;
+    size_t n = 0, x, v;
+    crl_nn_shape s;
+    const onnx_tensor *bt = NULL;
     crl_status st = want_inputs(c, 2, 2);
-    if (st == CRL_OK) st = want_chain_first(c);
-    if (st == CRL_OK) st = lower_weights(c, c->node.in[1], 0, &w, &n);
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    if (st == CRL_OK) st = shape_of(c, x, &s);
+    if (st == CRL_OK) st = get_tensor(c, 1, "right operand B", &bt);
+    if (st == CRL_OK && (s.rank < 1 || (s.batched && s.rank < 2)))
+        st = node_err(c, CRL_EUNSUPPORTED, "input A must have at least 2 dimensions");
+    if (st == CRL_OK) st = weights(c, bt, 0, last_dim(&s), &w, &n);
     if (st == CRL_OK) {
-        st = crl_nn_graph_add_linear(c->g, w, NULL, c->width, n, c->err);
-        if (st != CRL_OK) st = node_wrap(c, st);
+        st = crl_nn_graph_linear(c->g, x, w, NULL, last_dim(&s), n, &v, c->err);
+        st = st == CRL_OK ? bind(c, v) : node_wrap(c, st);
     }
-    if (st == CRL_OK) c->width = n;
     free(w);
     return st;
 }
 
-static crl_status lower_add(lower_ctx *c) {
-    const onnx_tensor *t;
-    float *data = NULL, *row = NULL;
-    size_t count;
+static crl_status lower_binary(lower_ctx *c, crl_nn_op op) {
+    size_t in[2];
+    ent *e;
     crl_status st = want_inputs(c, 2, 2);
-    if (st != CRL_OK) return st;
-    int first = span_eq(c->node.in[0], c->cur), second = span_eq(c->node.in[1], c->cur);
-    if (first && second) return node_err(c, CRL_EUNSUPPORTED, "adds the chain value to itself");
-    pb_span other = first ? c->node.in[1] : c->node.in[0];
-    st = const_operand(c, other, "addend", &t, &data, &count);
-    if (st == CRL_OK) st = const_row(c, t, data, count, c->width, "addend", &row);
-    if (st == CRL_OK) {
-        st = crl_nn_graph_add_row(c->g, row, c->width, c->err);
-        if (st != CRL_OK) st = node_wrap(c, st);
-    }
-    if (st == CRL_OK && t->ndims == 2) c->rank = 2;
-    free(data);
-    free(row);
-    return st;
+    if (st == CRL_OK && op == CRL_NN_POW && (st = lookup(c, 1, &e)) == CRL_OK && e->t == NULL)
+        st = node_err(c, CRL_EUNSUPPORTED, "the exponent must be a constant");
+    if (st == CRL_OK) st = get_value(c, 0, &in[0]);
+    if (st == CRL_OK) st = get_value(c, 1, &in[1]);
+    return st == CRL_OK ? emit(c, op, in, 2, NULL) : st;
+}
+
+static crl_status lower_unary(lower_ctx *c, crl_nn_op op, const crl_nn_attrs *a) {
+    size_t x;
+    crl_status st = want_inputs(c, 1, 1);
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    return st == CRL_OK ? emit(c, op, &x, 1, a) : st;
 }
 
 /* One optional scalar bound of Clip (opset >= 11): an input that may be absent or empty. */
 static crl_status clip_bound(lower_ctx *c, size_t idx, const char *role, float *v) {
-    const onnx_tensor *t;
+    const onnx_tensor *t = NULL;
     float *data = NULL;
     size_t count;
     if (c->node.n_in <= idx || c->node.in[idx].n == 0) return CRL_OK;
-    crl_status st = const_operand(c, c->node.in[idx], role, &t, &data, &count);
+    crl_status st = get_tensor(c, idx, role, &t);
+    if (st == CRL_OK && (st = tensor_floats(t, &data, &count, c->err)) != CRL_OK)
+        st = node_wrap(c, st);
     if (st == CRL_OK && count != 1)
         st = node_err(c, CRL_ESHAPE, "%s must be a scalar, it has %zu elements", role, count);
     if (st == CRL_OK) *v = data[0];
@@ -800,35 +992,272 @@ static crl_status clip_bound(lower_ctx *c, size_t idx, const char *role, float *
 }
 
 static crl_status lower_clip(lower_ctx *c) {
-    float lo = -INFINITY, hi = INFINITY;
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    a.lo = -INFINITY;
+    a.hi = INFINITY;
     crl_status st = want_inputs(c, 1, 3);
-    if (st == CRL_OK) st = want_chain_first(c);
+    if (st == CRL_OK) st = clip_bound(c, 1, "min", &a.lo);
+    if (st == CRL_OK) st = clip_bound(c, 2, "max", &a.hi);
+    if (st == CRL_OK && (isnan(a.lo) || isnan(a.hi)))
+        st = node_err(c, CRL_EFORMAT, "a bound is NaN");
     if (st != CRL_OK) return st;
-    if (c->m->opset < 11) { /* before opset 11 the bounds were attributes */
-        st = attr_float(c, "min", lo, &lo);
-        if (st == CRL_OK) st = attr_float(c, "max", hi, &hi);
-    } else {
-        st = clip_bound(c, 1, "min", &lo);
-        if (st == CRL_OK) st = clip_bound(c, 2, "max", &hi);
+    size_t x;
+    if ((st = get_value(c, 0, &x)) != CRL_OK) return st;
+    if (a.lo == -INFINITY && a.hi == INFINITY) return bind(c, x); /* no bounds: a no-op */
+    if (a.lo > a.hi)
+        return node_err(c, CRL_EFORMAT, "min %g is above max %g", (double)a.lo, (double)a.hi);
+    return emit(c, CRL_NN_CLIP, &x, 1, &a);
+}
+
+static crl_status lower_concat(lower_ctx *c) {
+    size_t in[ONNX_MAX_IO];
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    int found;
+    onnx_attr at;
+    crl_status st = want_inputs(c, 1, ONNX_MAX_IO);
+    if (st == CRL_OK) st = attr_get(c, "axis", &at, &found);
+    if (st == CRL_OK && (!found || !at.has_i))
+        st = node_err(c, CRL_EFORMAT, "the integer attribute 'axis' is required");
+    if (st != CRL_OK) return st;
+    a.axis = at.i;
+    for (size_t i = 0; i < c->node.n_in && st == CRL_OK; i++)
+        st = get_value(c, i, &in[i]);
+    return st == CRL_OK ? emit(c, CRL_NN_CONCAT, in, c->node.n_in, &a) : st;
+}
+
+/* Emits a RESHAPE of x to `t` (which says batched iff x is). */
+static crl_status emit_reshape(lower_ctx *c, size_t x, const crl_nn_shape *t) {
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    a.shape = *t;
+    return emit(c, CRL_NN_RESHAPE, &x, 1, &a);
+}
+
+static size_t row_of(const crl_nn_shape *s, size_t from, size_t to) {
+    size_t p = 1;
+    for (size_t i = from; i < to; i++)
+        if (!(i == 0 && s->batched)) p *= s->d[i]; /* each <= 2^24, product checked by graph */
+    return p;
+}
+
+static crl_status lower_reshape(lower_ctx *c) {
+    size_t x;
+    crl_nn_shape s, t;
+    ent sh;
+    int64_t allowzero;
+    crl_status st = want_inputs(c, 2, 2);
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    if (st == CRL_OK) st = shape_of(c, x, &s);
+    if (st == CRL_OK) st = get_ints(c, 1, &sh);
+    if (st == CRL_OK) st = attr_int(c, "allowzero", 0, &allowzero);
+    if (st != CRL_OK) return st;
+    if (sh.n_ints > CRL_NN_MAX_RANK || (s.batched && sh.n_ints == 0))
+        return node_err(c, CRL_EUNSUPPORTED, "target shape has %zu dimensions", sh.n_ints);
+    memset(&t, 0, sizeof(t));
+    t.rank = sh.n_ints;
+    t.batched = s.batched;
+    size_t known = 1, neg = SIZE_MAX;
+    for (size_t i = 0; i < sh.n_ints; i++) {
+        int64_t v = sh.ints[i];
+        if (i == 0 && s.batched) {
+            if (sh.batch0 || v == 0 || v == -1) continue; /* -1 there can only be the batch */
+            return node_err(c, CRL_EUNSUPPORTED,
+                            "the target shape must keep the batch as its first dimension (0, -1 "
+                            "or the batch from Shape), not %lld",
+                            (long long)v);
+        }
+        if (v == 0 && !allowzero) {
+            if (i >= s.rank) return node_err(c, CRL_ESHAPE, "0 in the target shape has no source");
+            v = (int64_t)s.d[i];
+        }
+        if (v == -1 && neg == SIZE_MAX) {
+            neg = i;
+            continue;
+        }
+        if (v <= 0 || v > ((int64_t)1 << 24))
+            return node_err(c, CRL_EUNSUPPORTED, "target dimension %lld is not supported",
+                            (long long)v);
+        t.d[i] = (size_t)v;
+        if (known > ((size_t)1 << 30) / t.d[i])
+            return node_err(c, CRL_EUNSUPPORTED, "target shape is too large");
+        known *= t.d[i];
     }
-    if (st != CRL_OK) return st;
-    if (lo == -INFINITY && hi == INFINITY) return CRL_OK; /* no bounds: a no-op */
-    st = crl_nn_graph_add_clip(c->g, lo, hi, c->err);
-    return st == CRL_OK ? CRL_OK : node_wrap(c, st);
+    size_t row = row_of(&s, 0, s.rank);
+    if (neg != SIZE_MAX) {
+        if (row % known != 0)
+            return node_err(c, CRL_ESHAPE, "cannot infer -1: %zu values per row, %zu known", row,
+                            known);
+        t.d[neg] = row / known;
+    }
+    return emit_reshape(c, x, &t);
 }
 
 static crl_status lower_flatten(lower_ctx *c) {
+    size_t x;
     int64_t axis;
+    crl_nn_shape s, t;
     crl_status st = want_inputs(c, 1, 1);
-    if (st == CRL_OK) st = want_chain_first(c);
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    if (st == CRL_OK) st = shape_of(c, x, &s);
     if (st == CRL_OK) st = attr_int(c, "axis", 1, &axis);
     if (st != CRL_OK) return st;
-    /* On a 2-D [batch, N] value, axis 1 (or -1) keeps the shape: nothing to do. */
-    if (c->rank != 2 || (axis != 1 && axis != -1))
+    int64_t r = (int64_t)s.rank;
+    if (axis < -r || axis > r)
+        return node_err(c, CRL_ESHAPE, "axis %lld is out of range", (long long)axis);
+    size_t ax = (size_t)(axis < 0 ? axis + r : axis);
+    memset(&t, 0, sizeof(t));
+    t.rank = 2;
+    t.batched = s.batched;
+    if (s.batched && (ax == 0 || row_of(&s, 1, ax) != 1))
         return node_err(c, CRL_EUNSUPPORTED,
-                        "only axis 1 on a 2-D value is supported (axis %lld on a %zu-D value)",
-                        (long long)axis, c->rank);
+                        "flattening at axis %lld would merge the batch with other dimensions",
+                        (long long)axis);
+    t.d[0] = s.batched ? 0 : row_of(&s, 0, ax);
+    t.d[1] = row_of(&s, ax, s.rank);
+    return emit_reshape(c, x, &t);
+}
+
+/* Axes for (Un)Squeeze / ReduceMean: the attribute before opset 13 (18 for ReduceMean), the
+ * optional second input from then on. */
+static crl_status axes_of(lower_ctx *c, int64_t input_from, int64_t *axes, size_t *n, int *found) {
+    if (c->m->opset < input_from) return attr_ints(c, "axes", axes, CRL_NN_MAX_RANK, n, found);
+    *n = 0;
+    *found = 0;
+    if (c->node.n_in < 2 || c->node.in[1].n == 0) return CRL_OK;
+    ent e;
+    crl_status st = get_ints(c, 1, &e);
+    if (st != CRL_OK) return st;
+    if (e.n_ints > CRL_NN_MAX_RANK) return node_err(c, CRL_EUNSUPPORTED, "too many axes");
+    memcpy(axes, e.ints, e.n_ints * sizeof(*axes));
+    *n = e.n_ints;
+    *found = 1;
     return CRL_OK;
+}
+
+static crl_status lower_squeeze(lower_ctx *c, int unsqueeze) {
+    size_t x, n;
+    int64_t axes[CRL_NN_MAX_RANK];
+    int found, mask[CRL_NN_MAX_RANK] = {0};
+    crl_nn_shape s, t;
+    crl_status st = want_inputs(c, 1, 2);
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    if (st == CRL_OK) st = shape_of(c, x, &s);
+    if (st == CRL_OK) st = axes_of(c, 13, axes, &n, &found);
+    if (st != CRL_OK) return st;
+    int64_t r = (int64_t)(unsqueeze ? s.rank + n : s.rank);
+    if (unsqueeze && (!found || r > CRL_NN_MAX_RANK))
+        return node_err(c, CRL_EUNSUPPORTED, "needs axes and at most %d dimensions",
+                        CRL_NN_MAX_RANK);
+    for (size_t i = 0; i < n; i++) {
+        if (axes[i] < -r || axes[i] >= r) return node_err(c, CRL_ESHAPE, "axis out of range");
+        size_t a = (size_t)(axes[i] < 0 ? axes[i] + r : axes[i]);
+        if (a == 0 && s.batched)
+            return node_err(c, CRL_EUNSUPPORTED, "the batch axis cannot be (un)squeezed");
+        if (!unsqueeze && s.d[a] != 1)
+            return node_err(c, CRL_ESHAPE, "axis %zu has size %zu, not 1", a, s.d[a]);
+        mask[a] = 1;
+    }
+    memset(&t, 0, sizeof(t));
+    t.batched = s.batched;
+    for (size_t i = 0, j = 0; i < (size_t)r; i++) {
+        if (unsqueeze) {
+            t.d[t.rank++] = mask[i] ? 1 : s.d[j++];
+        } else if (!(mask[i] || (!found && s.d[i] == 1 && !(i == 0 && s.batched)))) {
+            t.d[t.rank++] = s.d[i];
+        }
+    }
+    return emit_reshape(c, x, &t);
+}
+
+static crl_status lower_shape(lower_ctx *c) {
+    size_t x;
+    crl_nn_shape s;
+    int64_t start, end;
+    crl_status st = want_inputs(c, 1, 1);
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    if (st == CRL_OK) st = shape_of(c, x, &s);
+    if (st == CRL_OK) st = attr_int(c, "start", 0, &start);
+    if (st == CRL_OK) st = attr_int(c, "end", (int64_t)s.rank, &end);
+    if (st != CRL_OK) return st;
+    int64_t r = (int64_t)s.rank;
+    start = start < 0 ? start + r : start;
+    end = end < 0 ? end + r : end;
+    start = start < 0 ? 0 : (start > r ? r : start);
+    end = end < 0 ? 0 : (end > r ? r : end);
+    ent e = {.name = c->node.out[0], .kind = ENT_INTS};
+    for (int64_t i = start; i < end; i++)
+        e.ints[e.n_ints++] = (int64_t)s.d[i];
+    e.batch0 = s.batched && start == 0 && end > 0;
+    return add_ent(c, &e);
+}
+
+static crl_status lower_expand(lower_ctx *c) {
+    size_t x;
+    ent sh;
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    crl_status st = want_inputs(c, 2, 2);
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    if (st == CRL_OK) st = get_ints(c, 1, &sh);
+    if (st != CRL_OK) return st;
+    if (sh.n_ints > CRL_NN_MAX_RANK)
+        return node_err(c, CRL_EUNSUPPORTED, "target shape has %zu dimensions", sh.n_ints);
+    a.shape.rank = sh.n_ints;
+    a.shape.batched = sh.batch0;
+    for (size_t i = 0; i < sh.n_ints; i++) {
+        if (i == 0 && sh.batch0) continue;
+        if (sh.ints[i] <= 0 || sh.ints[i] > ((int64_t)1 << 24))
+            return node_err(c, CRL_EUNSUPPORTED, "target dimension %lld is not supported",
+                            (long long)sh.ints[i]);
+        a.shape.d[i] = (size_t)sh.ints[i];
+    }
+    return emit(c, CRL_NN_EXPAND, &x, 1, &a);
+}
+
+static crl_status lower_norm(lower_ctx *c, int layer) {
+    size_t in[5];
+    int64_t training = 0;
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    crl_status st = layer ? want_inputs(c, 2, 3) : want_inputs(c, 5, 5);
+    if (st == CRL_OK) st = attr_float(c, "epsilon", 1e-5f, &a.eps);
+    if (st == CRL_OK && layer) st = attr_int(c, "axis", -1, &a.axis);
+    if (st == CRL_OK && !layer) st = attr_int(c, "training_mode", 0, &training);
+    if (st == CRL_OK && training != 0)
+        st = node_err(c, CRL_EUNSUPPORTED, "training_mode=1 is not supported (inference only)");
+    size_t n = 0;
+    for (size_t i = 0; i < c->node.n_in && st == CRL_OK; i++)
+        if (c->node.in[i].n) st = get_value(c, i, &in[n++]);
+    if (st != CRL_OK) return st;
+    return emit(c, layer ? CRL_NN_LAYERNORM : CRL_NN_BATCHNORM, in, n, &a);
+}
+
+static crl_status lower_reduce_mean(lower_ctx *c) {
+    int64_t keep;
+    int found;
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    crl_status st = want_inputs(c, 1, 2);
+    if (st == CRL_OK) st = axes_of(c, 18, a.axes, &a.n_axes, &found);
+    if (st == CRL_OK) st = attr_int(c, "keepdims", 1, &keep);
+    if (st != CRL_OK) return st;
+    a.keepdims = keep != 0;
+    return lower_unary(c, CRL_NN_REDUCE_MEAN, &a);
+}
+
+static crl_status lower_argmax(lower_ctx *c) {
+    int64_t keep, last;
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    crl_status st = attr_int(c, "axis", 0, &a.axis);
+    if (st == CRL_OK) st = attr_int(c, "keepdims", 1, &keep);
+    if (st == CRL_OK) st = attr_int(c, "select_last_index", 0, &last);
+    if (st != CRL_OK) return st;
+    a.keepdims = keep != 0;
+    a.select_last = last != 0;
+    return lower_unary(c, CRL_NN_ARGMAX, &a);
 }
 
 static crl_status lower_constant(lower_ctx *c) {
@@ -837,24 +1266,29 @@ static crl_status lower_constant(lower_ctx *c) {
     if (c->node.n_in != 0) return node_err(c, CRL_EFORMAT, "a Constant takes no inputs");
     crl_status st = attr_get(c, "value", &a, &found);
     if (st != CRL_OK) return st;
-    if (!found || !a.has_t)
-        return node_err(c, CRL_EUNSUPPORTED, "only a tensor 'value' attribute is supported");
-    onnx_tensor *t = &c->m->consts[c->m->n_consts];
-    st = tensor_decode(a.t, t, c->err);
-    if (st != CRL_OK) return node_wrap(c, st);
-    t->name = c->node.out[0];
-    c->m->n_consts++;
-    return CRL_OK;
-}
-
-static crl_status lower_act(lower_ctx *c, crl_nn_op op) {
-    crl_status st = want_inputs(c, 1, 1);
-    if (st == CRL_OK) st = want_chain_first(c);
-    if (st == CRL_OK) {
-        st = crl_nn_graph_add_act(c->g, op, c->err);
-        if (st != CRL_OK) st = node_wrap(c, st);
+    if (found && a.has_t) {
+        onnx_tensor *t = &c->m->consts[c->m->n_consts];
+        st = tensor_decode(a.t, t, c->err);
+        if (st != CRL_OK) return node_wrap(c, st);
+        t->name = c->node.out[0];
+        c->m->n_consts++;
+        ent e = {.name = c->node.out[0], .kind = ENT_TENSOR, .t = t};
+        if (t->dtype == 7 && (st = tensor_ints(c, t, &e)) != CRL_OK) return st;
+        return add_ent(c, &e);
     }
-    return st;
+    if ((st = attr_get(c, "value_int", &a, &found)) != CRL_OK) return st;
+    if (found && a.has_i) {
+        ent e = {.name = c->node.out[0], .kind = ENT_INTS, .n_ints = 1, .ints = {a.i}};
+        return add_ent(c, &e);
+    }
+    if ((st = attr_get(c, "value_float", &a, &found)) != CRL_OK) return st;
+    if (found && a.has_f) {
+        size_t v;
+        st = crl_nn_graph_const(c->g, &a.f, NULL, 0, &v, c->err);
+        return st == CRL_OK ? bind(c, v) : node_wrap(c, st);
+    }
+    return node_err(c, CRL_EUNSUPPORTED,
+                    "only a 'value' tensor, 'value_float' or 'value_int' is supported");
 }
 
 static int is_op(const lower_ctx *c, const char *op) {
@@ -862,49 +1296,67 @@ static int is_op(const lower_ctx *c, const char *op) {
 }
 
 static crl_status lower_node(lower_ctx *c) {
-    static const char *const known[] = {"Gemm",    "MatMul", "Add",      "Relu",    "Tanh",
-                                        "Sigmoid", "Clip",   "Identity", "Flatten", "Constant"};
+    static const struct {
+        const char *name;
+        crl_nn_op op;
+    } unary[] = {{"Relu", CRL_NN_RELU},         {"Tanh", CRL_NN_TANH}, {"Sigmoid", CRL_NN_SIGMOID},
+                 {"Softplus", CRL_NN_SOFTPLUS}, {"Exp", CRL_NN_EXP},   {"Log", CRL_NN_LOG},
+                 {"Sqrt", CRL_NN_SQRT},         {"Erf", CRL_NN_ERF}},
+      binary[] = {{"Add", CRL_NN_ADD},
+                  {"Sub", CRL_NN_SUB},
+                  {"Mul", CRL_NN_MUL},
+                  {"Div", CRL_NN_DIV},
+                  {"Pow", CRL_NN_POW}};
     name_buf nb;
-    int supported = 0;
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        supported |= is_op(c, known[i]);
     if (c->node.domain.n != 0 && !span_is(c->node.domain, "ai.onnx"))
         return node_err(c, CRL_EUNSUPPORTED, "operators of domain '%s' are not supported",
                         span_str(c->node.domain, &nb));
-    if (!supported) return node_err(c, CRL_EUNSUPPORTED, "unsupported operator");
     if (c->node.n_out != 1 || c->node.out[0].n == 0)
         return node_err(c, CRL_EUNSUPPORTED, "has %zu outputs, expected exactly one",
                         c->node.n_out);
-    if (is_op(c, "Constant")) return lower_constant(c);
-    int on_chain = 0;
-    for (size_t i = 0; i < c->node.n_in; i++)
-        on_chain |= span_eq(c->node.in[i], c->cur);
-    if (!on_chain)
-        return node_err(c, CRL_EUNSUPPORTED,
-                        "does not consume the chain value '%s'; only a single chain from the "
-                        "input to the output is supported (no branches)",
-                        span_str(c->cur, &nb));
+    for (size_t i = 0; i < sizeof(unary) / sizeof(unary[0]); i++)
+        if (is_op(c, unary[i].name)) return lower_unary(c, unary[i].op, NULL);
+    for (size_t i = 0; i < sizeof(binary) / sizeof(binary[0]); i++)
+        if (is_op(c, binary[i].name)) return lower_binary(c, binary[i].op);
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
     crl_status st = CRL_OK;
-    if (is_op(c, "Gemm"))
-        st = lower_gemm(c);
-    else if (is_op(c, "MatMul"))
-        st = lower_matmul(c);
-    else if (is_op(c, "Add"))
-        st = lower_add(c);
-    else if (is_op(c, "Relu"))
-        st = lower_act(c, CRL_NN_RELU);
-    else if (is_op(c, "Tanh"))
-        st = lower_act(c, CRL_NN_TANH);
-    else if (is_op(c, "Sigmoid"))
-        st = lower_act(c, CRL_NN_SIGMOID);
-    else if (is_op(c, "Clip"))
-        st = lower_clip(c);
-    else if (is_op(c, "Flatten"))
-        st = lower_flatten(c);
-    else if (is_op(c, "Identity"))
-        st = want_inputs(c, 1, 1);
-    if (st == CRL_OK) c->cur = c->node.out[0];
-    return st;
+    if (is_op(c, "LeakyRelu") || is_op(c, "Elu") || is_op(c, "Selu")) {
+        int leaky = is_op(c, "LeakyRelu"), selu = is_op(c, "Selu");
+        st = attr_float(c, "alpha", leaky ? 0.01f : (selu ? 1.67326319217681884765625f : 1.0f),
+                        &a.alpha);
+        if (st == CRL_OK && selu) st = attr_float(c, "gamma", 1.05070102214813232421875f, &a.beta);
+        if (st != CRL_OK) return st;
+        return lower_unary(c, leaky ? CRL_NN_LEAKY_RELU : (selu ? CRL_NN_SELU : CRL_NN_ELU), &a);
+    }
+    if (is_op(c, "Softmax") || is_op(c, "LogSoftmax")) {
+        a.flat2d = c->m->opset < 13;
+        if ((st = attr_int(c, "axis", a.flat2d ? 1 : -1, &a.axis)) != CRL_OK) return st;
+        return lower_unary(c, is_op(c, "Softmax") ? CRL_NN_SOFTMAX : CRL_NN_LOG_SOFTMAX, &a);
+    }
+    if (is_op(c, "Identity")) {
+        ent *e;
+        if ((st = want_inputs(c, 1, 1)) != CRL_OK || (st = lookup(c, 0, &e)) != CRL_OK) return st;
+        ent alias = *e;
+        alias.name = c->node.out[0];
+        return add_ent(c, &alias);
+    }
+    if (is_op(c, "Gemm")) return lower_gemm(c);
+    if (is_op(c, "MatMul")) return lower_matmul(c);
+    if (is_op(c, "Clip")) return lower_clip(c);
+    if (is_op(c, "Concat")) return lower_concat(c);
+    if (is_op(c, "Reshape")) return lower_reshape(c);
+    if (is_op(c, "Flatten")) return lower_flatten(c);
+    if (is_op(c, "Squeeze")) return lower_squeeze(c, 0);
+    if (is_op(c, "Unsqueeze")) return lower_squeeze(c, 1);
+    if (is_op(c, "Constant")) return lower_constant(c);
+    if (is_op(c, "Shape")) return lower_shape(c);
+    if (is_op(c, "Expand")) return lower_expand(c);
+    if (is_op(c, "BatchNormalization")) return lower_norm(c, 0);
+    if (is_op(c, "LayerNormalization")) return lower_norm(c, 1);
+    if (is_op(c, "ReduceMean")) return lower_reduce_mean(c);
+    if (is_op(c, "ArgMax")) return lower_argmax(c);
+    return node_err(c, CRL_EUNSUPPORTED, "unsupported operator");
 }
 
 static int is_initializer(const onnx_model *m, pb_span name) {
@@ -913,9 +1365,10 @@ static int is_initializer(const onnx_model *m, pb_span name) {
     return 0;
 }
 
-/* The one graph input that is not an initializer (old exporters list weights as inputs too). */
-static crl_status find_input(const onnx_model *m, const onnx_value **in, size_t *width,
-                             crl_err *err) {
+/* The one graph input that is not an initializer (old exporters list weights as inputs too):
+ * [batch, d1, ..., dk] with known d's, or [N] (read as [batch, N]). */
+static crl_status find_input(const onnx_model *m, const onnx_value **in, size_t *dims,
+                             size_t *n_dims, crl_err *err) {
     name_buf nb;
     size_t n = 0;
     for (size_t i = 0; i < m->n_inputs; i++) {
@@ -936,39 +1389,68 @@ static crl_status find_input(const onnx_model *m, const onnx_value **in, size_t 
         return crl_err_set(err, CRL_EUNSUPPORTED,
                            "graph input '%s' has element type %lld (%s); only FLOAT is supported",
                            name, (long long)v->elem_type, dtype_name(v->elem_type));
-    if (!v->has_shape || v->ndims < 1 || v->ndims > 2 || v->dims[v->ndims - 1] <= 0)
+    if (!v->has_shape || v->ndims < 1 || v->ndims > CRL_NN_MAX_RANK)
         return crl_err_set(err, CRL_EUNSUPPORTED,
-                           "graph input '%s' must have shape [batch, N] or [N] with a known N",
-                           name);
-    if (v->dims[v->ndims - 1] > ((int64_t)1 << 16))
-        return crl_err_set(err, CRL_EUNSUPPORTED, "graph input '%s' has %lld features (max 65536)",
-                           name, (long long)v->dims[v->ndims - 1]);
-    *width = (size_t)v->dims[v->ndims - 1];
+                           "graph input '%s' must have shape [batch, ...] (at most %d dimensions) "
+                           "or [N]",
+                           name, CRL_NN_MAX_RANK);
+    size_t from = v->ndims == 1 ? 0 : 1;
+    uint64_t width = 1;
+    *n_dims = 0;
+    for (size_t i = from; i < v->ndims; i++) {
+        if (v->dims[i] <= 0)
+            return crl_err_set(err, CRL_EUNSUPPORTED,
+                               "graph input '%s' must have known sizes after the batch dimension",
+                               name);
+        if (v->dims[i] > ((int64_t)1 << 16) ||
+            (width *= (uint64_t)v->dims[i]) > ((uint64_t)1 << 16))
+            return crl_err_set(err, CRL_EUNSUPPORTED,
+                               "graph input '%s' has more than 65536 features per row", name);
+        dims[(*n_dims)++] = (size_t)v->dims[i];
+    }
     return CRL_OK;
 }
 
-static crl_status check_output(const lower_ctx *c, crl_err *err) {
-    name_buf nb, cb;
+static crl_status set_output(lower_ctx *c, crl_err *err) {
+    name_buf nb;
     if (c->m->n_outputs != 1)
         return crl_err_set(err, CRL_EUNSUPPORTED,
-                           "the graph has %zu outputs; exactly one is "
-                           "supported",
-                           c->m->n_outputs);
+                           "the graph has %zu outputs; exactly one is supported", c->m->n_outputs);
     const onnx_value *o = &c->m->outputs[0];
-    if (!span_eq(o->name, c->cur))
-        return crl_err_set(err, CRL_EUNSUPPORTED,
-                           "graph output '%s' is not the end of the chain from the input (the "
-                           "chain ends at '%s')",
-                           span_str(o->name, &nb), span_str(c->cur, &cb));
-    if (o->is_tensor && o->elem_type != ONNX_FLOAT && o->elem_type != 0)
-        return crl_err_set(err, CRL_EUNSUPPORTED, "graph output '%s' is not FLOAT",
-                           span_str(o->name, &nb));
-    if (o->has_shape && o->ndims >= 1 && o->dims[o->ndims - 1] > 0 &&
-        (size_t)o->dims[o->ndims - 1] != c->width)
-        return crl_err_set(err, CRL_ESHAPE,
-                           "graph output '%s' declares %lld values but the graph "
-                           "computes %zu",
-                           span_str(o->name, &nb), (long long)o->dims[o->ndims - 1], c->width);
+    const char *name = span_str(o->name, &nb);
+    if (o->is_tensor && o->elem_type != ONNX_FLOAT && o->elem_type != 0 &&
+        o->elem_type != 7) /* ArgMax gives INT64; carlarl returns the index as a float */
+        return crl_err_set(err, CRL_EUNSUPPORTED, "graph output '%s' is not FLOAT", name);
+    /* Find the value under the output's name, as if it were the input of a last node. */
+    memset(&c->node, 0, sizeof(c->node));
+    c->node.in[0] = o->name;
+    c->node.n_in = 1;
+    c->node.op.p = (const uint8_t *)"output";
+    c->node.op.n = 6;
+    size_t v;
+    crl_nn_shape s;
+    crl_status st = get_value(c, 0, &v);
+    if (st == CRL_OK) st = shape_of(c, v, &s);
+    if (st == CRL_OK && (st = crl_nn_graph_set_output(c->g, v, err)) != CRL_OK) return st;
+    if (st != CRL_OK) return st;
+    /* A declared shape with every size after the batch known must match what the graph makes
+     * (exporters often leave sizes symbolic: then the graph's own answer stands). */
+    if (o->has_shape && o->ndims >= 1 && s.batched) {
+        uint64_t decl = 1;
+        int known = 1;
+        for (size_t i = o->ndims == 1 ? 0 : 1; i < o->ndims; i++) {
+            known &= o->dims[i] > 0;
+            if (o->dims[i] > 0 && decl <= ((uint64_t)1 << 32)) decl *= (uint64_t)o->dims[i];
+        }
+        size_t have = 1;
+        for (size_t i = 1; i < s.rank; i++)
+            have *= s.d[i];
+        if (known && decl != have)
+            return crl_err_set(err, CRL_ESHAPE,
+                               "graph output '%s' declares %llu values per row but the graph "
+                               "computes %zu",
+                               name, (unsigned long long)decl, have);
+    }
     return CRL_OK;
 }
 
@@ -978,12 +1460,18 @@ static crl_status lower(onnx_model *m, crl_nn_graph_t **out, crl_err *err) {
     c.m = m;
     c.err = err;
     const onnx_value *in = NULL;
-    crl_status st = find_input(m, &in, &c.width, err);
+    size_t dims[CRL_NN_MAX_RANK], n_dims = 0;
+    crl_status st = find_input(m, &in, dims, &n_dims, err);
     if (st != CRL_OK) return st;
-    c.cur = in->name;
-    c.rank = in->ndims;
-    st = crl_nn_graph_new(c.width, &c.g);
-    if (st != CRL_OK) return crl_err_set(err, st, "cannot create a graph of width %zu", c.width);
+    st = crl_nn_graph_new_shaped(dims, n_dims, &c.g);
+    if (st != CRL_OK) return crl_err_set(err, st, "cannot create a graph for the input shape");
+    c.cap_ents = m->n_nodes + m->n_inits + 2;
+    c.ents = calloc(c.cap_ents, sizeof(*c.ents));
+    if (c.ents == NULL) {
+        st = crl_err_set(err, CRL_ENOMEM, "out of memory");
+        goto out;
+    }
+    c.ents[c.n_ents++] = (ent){.name = in->name, .kind = ENT_VALUE, .value = 0};
     for (c.index = 0; c.index < m->n_nodes && st == CRL_OK; c.index++) {
         st = node_decode(m->nodes[c.index], &c.node, err);
         if (st != CRL_OK) {
@@ -992,8 +1480,10 @@ static crl_status lower(onnx_model *m, crl_nn_graph_t **out, crl_err *err) {
         }
         st = lower_node(&c);
     }
-    if (st == CRL_OK) st = check_output(&c, err);
+    if (st == CRL_OK) st = set_output(&c, err);
     if (st == CRL_OK) st = crl_nn_graph_finish(c.g, err);
+out:
+    free(c.ents);
     if (st != CRL_OK) {
         crl_nn_graph_free(c.g);
         return st;

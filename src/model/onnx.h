@@ -1,8 +1,12 @@
 /* onnx.h: ONNX import. Reads a ModelProto (protobuf wire format, decoded here with bounds checks,
- * no libprotobuf) and lowers its graph to a crl_nn_graph_t. Supported: opsets 11-17, one float
- * input [batch, N] (or [N]), one float output, ops Gemm, MatMul, Add, Relu, Tanh, Sigmoid, Clip,
- * Identity, Flatten, Constant, arranged as a chain (an MLP). Anything else is a load error whose
- * message names the node and the op, e.g. "node 'Conv_3' (op Conv): unsupported operator". */
+ * no libprotobuf) and lowers its graph to a crl_nn_graph_t (nn/graph.h). Supported: opsets 11-17,
+ * one float input [batch, d1, ..., dk] (k <= 5, or [N]), one output, and the ops Gemm, MatMul
+ * (constant right operand), Add, Sub, Mul, Div, Pow (constant exponent), Relu, LeakyRelu, Elu,
+ * Selu, Tanh, Sigmoid, Softplus, Softmax, LogSoftmax, Exp, Log, Sqrt, Erf, Clip (constant bounds),
+ * Concat, Reshape, Flatten, Squeeze, Unsqueeze, Identity, Constant, Shape, Expand,
+ * BatchNormalization (inference), LayerNormalization, ReduceMean, ArgMax, in any DAG. Anything
+ * else is a load error whose message names the node, the op and the opset, e.g.
+ * "node 'Conv_3' (op Conv, opset 14): unsupported operator". */
 #ifndef CRL_MODEL_ONNX_H
 #define CRL_MODEL_ONNX_H
 

@@ -1,12 +1,16 @@
-/* graph.c: the sequential policy network: builder, finishing passes, workspace and executor.
- * Weights are copied into 64-byte aligned memory the graph owns; a finished graph is immutable
- * and may be run from many threads, each with its own workspace.
+/* graph.c: the policy network's IR (values and nodes), its builder with shape inference, the
+ * finishing passes, the memory plan and the executor.
  *
- * crl_nn_graph_finish also packs each LINEAR's weights for the kernel table selected at that
- * moment (crl_kernels(), chosen at start-up before any model loads), when that table packs the
- * shape. The packed copy is that table's private layout, so crl_nn_run uses it only while the
- * same table is selected; after a switch (tests, benchmarks) it runs the plain W with `linear`,
- * which gives the same bits (kernels.h), only slower. */
+ * Every node keeps a copy of its input and output shapes, so a pass may re-point a node at
+ * another value with the same data (a Reshape's input) without re-inferring anything. The
+ * executor turns those shapes into concrete dims by substituting the batch, so the same code runs
+ * a node over batched values and, at finish, over constants (constant folding).
+ *
+ * crl_nn_graph_finish packs each LINEAR's weights for the kernel table selected at that moment
+ * (crl_kernels(), chosen at start-up before any model loads), when that table packs the shape.
+ * The packed copy is that table's private layout, so crl_nn_run uses it only while the same table
+ * is selected; after a switch (tests, benchmarks) it runs the plain W with `linear`, which gives
+ * the same bits (kernels.h), only slower. */
 #include "nn/graph.h"
 
 #include "hw/hw.h"
@@ -19,38 +23,58 @@
 #include "kernels/kernels.h"
 
 #define NN_ALIGN 64
-#define NN_MAX_WIDTH ((size_t)1 << 16)
-#define NN_MAX_WEIGHTS ((size_t)256 << 20) /* floats, across all ops of one graph */
+#define NN_MAX_WIDTH ((size_t)1 << 16)     /* input and output widths */
+#define NN_MAX_ROW ((size_t)1 << 22)       /* floats per batch row of any value */
+#define NN_MAX_WEIGHTS ((size_t)256 << 20) /* floats, constants and weights of one graph */
 #define NN_MAX_OPS 4096
-/* A workspace larger than this (floats per buffer) is a configuration mistake, not a batch. */
+#define NN_MAX_VALUES (4 * NN_MAX_OPS)
+/* A workspace larger than this (floats per value) is a configuration mistake, not a batch. */
 #define NN_MAX_WS_FLOATS ((size_t)256 << 20)
+#define NN_NONE SIZE_MAX
+
+typedef struct nn_value {
+    crl_nn_shape s;
+    size_t row;  /* floats per batch row (batched) or in all (constant) */
+    float *data; /* constants only */
+    int is_const;
+} nn_value;
 
 typedef struct nn_node {
     crl_nn_op op;
-    size_t in, out; /* widths; equal for elementwise ops */
-    float *w;       /* LINEAR: [out][in] */
-    float *b;       /* LINEAR: [out] or NULL; ADD_ROW: [out] */
-    float lo, hi;   /* CLIP */
-    float alpha;    /* SCALE */
-    float *wp;      /* LINEAR: W packed for the graph's packed_for table, or NULL */
-    size_t wp_n;    /* floats in wp */
+    int dead; /* removed by a pass, compacted away at the end of it */
+    size_t in[CRL_NN_MAX_INPUTS], n_in, out;
+    crl_nn_shape ish[CRL_NN_MAX_INPUTS], osh;
+    crl_nn_attrs a;
+    float *w, *b;       /* LINEAR: W [k_out][k_in], bias [k_out] or NULL */
+    size_t k_in, k_out; /* LINEAR */
+    float *wp;          /* LINEAR: W packed for the graph's packed_for table, or NULL */
+    size_t wp_n;
+    float *p; /* ADD_ROW: the row; BATCHNORM: scale[C], shift[C]; LAYERNORM: gamma[n], beta[n] */
+    size_t p_n;
 } nn_node;
 
 struct crl_nn_graph {
-    size_t in_width;
-    size_t width;     /* the current (last) width */
-    size_t max_width; /* the widest value anywhere, input included */
-    size_t n_weights; /* floats owned, for the cap */
-    nn_node *ops;
-    size_t n_ops, cap_ops;
+    nn_value *vals;
+    size_t n_vals, cap_vals;
+    nn_node *nodes;
+    size_t n_nodes, cap_nodes;
+    size_t cur, output; /* chain builder's current value; the output (NN_NONE until set) */
+    size_t n_weights;
     int finished;
-    const crl_kernels_t *packed_for; /* the table whose layout the wp are in, or NULL */
+    uint64_t id;    /* plan_key(), set at finish */
+    size_t max_row; /* the widest batched value, floats per row */
+    size_t *first;  /* per value: producing node, at finish */
+    size_t *last;   /* per value: last node reading it */
+    const crl_kernels_t *packed_for;
 };
 
 struct crl_nn_ws {
-    size_t max_rows;
-    size_t max_width;
-    float *buf[2];
+    uint64_t graph_id;
+    size_t max_rows, n_vals;
+    float *arena;
+    size_t arena_n;
+    size_t *off, *len, *first, *last; /* per value; off NN_NONE = no slot */
+    float **ptr;                      /* per value, filled by crl_nn_run */
 };
 
 static float *alloc_floats(size_t n) {
@@ -62,174 +86,1022 @@ static float *alloc_floats(size_t n) {
     return p;
 }
 
-crl_status crl_nn_graph_new(size_t in_width, crl_nn_graph_t **out) {
+/* ---- shapes -------------------------------------------------------------------------------- */
+
+/* Product of the dims from `from` on (the batch dim excluded when batched). 0 on overflow of cap.
+ */
+static size_t shape_prod(const crl_nn_shape *s, size_t from, size_t to, size_t cap) {
+    size_t p = 1;
+    for (size_t i = from; i < to && i < s->rank; i++) {
+        if (i == 0 && s->batched) continue;
+        if (s->d[i] == 0 || p > cap / s->d[i]) return 0;
+        p *= s->d[i];
+    }
+    return p;
+}
+
+static size_t shape_row(const crl_nn_shape *s) {
+    return shape_prod(s, 0, s->rank, s->batched ? NN_MAX_ROW : NN_MAX_WEIGHTS);
+}
+
+/* Concrete dims with `rows` as the batch. */
+static void concrete(const crl_nn_shape *s, size_t rows, size_t *d) {
+    for (size_t i = 0; i < s->rank; i++)
+        d[i] = (i == 0 && s->batched) ? rows : s->d[i];
+}
+
+static size_t prod(const size_t *d, size_t from, size_t to) {
+    size_t p = 1;
+    for (size_t i = from; i < to; i++)
+        p *= d[i];
+    return p;
+}
+
+void crl_nn_attrs_init(crl_nn_attrs *a) {
+    memset(a, 0, sizeof(*a));
+    a->keepdims = 1;
+}
+
+/* ---- graph and values ---------------------------------------------------------------------- */
+
+static crl_status check_open(const crl_nn_graph_t *g, crl_err *err) {
+    if (g == NULL) return crl_err_set(err, CRL_EINVAL, "graph is NULL");
+    if (g->finished) return crl_err_set(err, CRL_EINVAL, "graph is already finished");
+    return CRL_OK;
+}
+
+static crl_status push_value(crl_nn_graph_t *g, const crl_nn_shape *s, size_t *id, crl_err *err) {
+    if (g->n_vals >= NN_MAX_VALUES)
+        return crl_err_set(err, CRL_ENOMEM, "graph has too many values (limit %d)", NN_MAX_VALUES);
+    size_t row = shape_row(s);
+    if (row == 0)
+        return crl_err_set(
+            err, CRL_EUNSUPPORTED, "a value of %zu dimensions is empty or larger than %zu floats%s",
+            s->rank, s->batched ? NN_MAX_ROW : NN_MAX_WEIGHTS, s->batched ? " per row" : "");
+    if (g->n_vals == g->cap_vals) {
+        size_t cap = g->cap_vals ? g->cap_vals * 2 : 16;
+        nn_value *v = realloc(g->vals, cap * sizeof(*v));
+        if (v == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory growing the graph");
+        g->vals = v;
+        g->cap_vals = cap;
+    }
+    nn_value *v = &g->vals[g->n_vals];
+    memset(v, 0, sizeof(*v));
+    v->s = *s;
+    v->row = row;
+    *id = g->n_vals++;
+    return CRL_OK;
+}
+
+crl_status crl_nn_graph_new_shaped(const size_t *dims, size_t n_dims, crl_nn_graph_t **out) {
     if (out == NULL) return CRL_EINVAL;
     *out = NULL;
-    if (in_width == 0 || in_width > NN_MAX_WIDTH) return CRL_EINVAL;
+    if (dims == NULL || n_dims == 0 || n_dims >= CRL_NN_MAX_RANK) return CRL_EINVAL;
+    crl_nn_shape s = {.rank = n_dims + 1, .batched = 1};
+    for (size_t i = 0; i < n_dims; i++)
+        s.d[i + 1] = dims[i];
+    size_t w = shape_prod(&s, 0, s.rank, NN_MAX_WIDTH);
+    if (w == 0) return CRL_EINVAL;
     crl_nn_graph_t *g = calloc(1, sizeof(*g));
     if (g == NULL) return CRL_ENOMEM;
-    g->in_width = g->width = g->max_width = in_width;
+    size_t id;
+    if (push_value(g, &s, &id, NULL) != CRL_OK) {
+        free(g);
+        return CRL_ENOMEM;
+    }
+    g->cur = id;
+    g->output = NN_NONE;
     *out = g;
     return CRL_OK;
 }
 
+crl_status crl_nn_graph_new(size_t in_width, crl_nn_graph_t **out) {
+    return crl_nn_graph_new_shaped(&in_width, 1, out);
+}
+
+static void node_free(nn_node *n) {
+    free(n->w);
+    free(n->b);
+    free(n->wp);
+    free(n->p);
+    n->w = n->b = n->wp = n->p = NULL;
+}
+
 void crl_nn_graph_free(crl_nn_graph_t *g) {
     if (g == NULL) return;
-    for (size_t i = 0; i < g->n_ops; i++) {
-        free(g->ops[i].w);
-        free(g->ops[i].b);
-        free(g->ops[i].wp);
-    }
-    free(g->ops);
+    for (size_t i = 0; i < g->n_nodes; i++)
+        node_free(&g->nodes[i]);
+    for (size_t i = 0; i < g->n_vals; i++)
+        free(g->vals[i].data);
+    free(g->nodes);
+    free(g->vals);
+    free(g->first);
+    free(g->last);
     free(g);
 }
 
-/* Common checks for every builder call, then room for one more op. */
-static crl_status push_op(crl_nn_graph_t *g, nn_node **node, crl_err *err) {
-    if (g == NULL) return crl_err_set(err, CRL_EINVAL, "graph is NULL");
-    if (g->finished) return crl_err_set(err, CRL_EINVAL, "graph is already finished");
-    if (g->n_ops >= NN_MAX_OPS)
-        return crl_err_set(err, CRL_ENOMEM, "graph has too many operations (limit %d)", NN_MAX_OPS);
-    if (g->n_ops == g->cap_ops) {
-        size_t cap = g->cap_ops ? g->cap_ops * 2 : 8;
-        nn_node *ops = realloc(g->ops, cap * sizeof(*ops));
-        if (ops == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory growing the graph");
-        g->ops = ops;
-        g->cap_ops = cap;
+crl_status crl_nn_graph_const(crl_nn_graph_t *g, const float *data, const size_t *dims, size_t rank,
+                              size_t *value, crl_err *err) {
+    crl_status st = check_open(g, err);
+    if (st != CRL_OK) return st;
+    if (data == NULL || (rank > 0 && dims == NULL) || value == NULL)
+        return crl_err_set(err, CRL_EINVAL, "constant has no data");
+    if (rank > CRL_NN_MAX_RANK)
+        return crl_err_set(err, CRL_EUNSUPPORTED, "constant has %zu dimensions (max %d)", rank,
+                           CRL_NN_MAX_RANK);
+    crl_nn_shape s = {.rank = rank};
+    for (size_t i = 0; i < rank; i++)
+        s.d[i] = dims[i];
+    size_t n = shape_row(&s);
+    if (n == 0) return crl_err_set(err, CRL_EUNSUPPORTED, "constant is empty or too large");
+    if (n > NN_MAX_WEIGHTS - g->n_weights)
+        return crl_err_set(err, CRL_ENOMEM, "graph weights exceed the limit of %zu floats",
+                           NN_MAX_WEIGHTS);
+    float *c = alloc_floats(n);
+    if (c == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory for a constant");
+    st = push_value(g, &s, value, err);
+    if (st != CRL_OK) {
+        free(c);
+        return st;
     }
-    *node = &g->ops[g->n_ops];
-    memset(*node, 0, sizeof(**node));
-    (*node)->in = (*node)->out = g->width;
+    memcpy(c, data, n * sizeof(float));
+    g->vals[*value].data = c;
+    g->vals[*value].is_const = 1;
+    g->n_weights += n;
     return CRL_OK;
 }
 
-crl_status crl_nn_graph_add_linear(crl_nn_graph_t *g, const float *w, const float *b, size_t in,
-                                   size_t out, crl_err *err) {
+crl_status crl_nn_graph_shape(const crl_nn_graph_t *g, size_t value, crl_nn_shape *s) {
+    if (g == NULL || s == NULL || value >= g->n_vals) return CRL_EINVAL;
+    *s = g->vals[value].s;
+    return CRL_OK;
+}
+
+crl_status crl_nn_graph_set_output(crl_nn_graph_t *g, size_t value, crl_err *err) {
+    crl_status st = check_open(g, err);
+    if (st != CRL_OK) return st;
+    if (value >= g->n_vals)
+        return crl_err_set(err, CRL_EINVAL, "output value %zu does not exist", value);
+    g->output = value;
+    return CRL_OK;
+}
+
+/* ---- shape inference ----------------------------------------------------------------------- */
+
+/* numpy broadcasting of a and b into o. The batch must stay the leading axis of the result. */
+static crl_status bcast_shape(const crl_nn_shape *a, const crl_nn_shape *b, crl_nn_shape *o,
+                              crl_err *err) {
+    size_t r = a->rank > b->rank ? a->rank : b->rank;
+    if ((a->batched && a->rank != r) || (b->batched && b->rank != r))
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "broadcasting a %zu-D batched value with a %zu-D one would move the "
+                           "batch axis",
+                           a->batched ? a->rank : b->rank, r);
+    memset(o, 0, sizeof(*o));
+    o->rank = r;
+    o->batched = a->batched || b->batched;
+    for (size_t i = 0; i < r; i++) {
+        int ba = 0, bb = 0;
+        size_t da = 1, db = 1;
+        if (i + a->rank >= r) {
+            size_t j = i + a->rank - r;
+            ba = a->batched && j == 0;
+            da = a->d[j];
+        }
+        if (i + b->rank >= r) {
+            size_t j = i + b->rank - r;
+            bb = b->batched && j == 0;
+            db = b->d[j];
+        }
+        if (ba || bb) {
+            if ((!ba && da != 1) || (!bb && db != 1))
+                return crl_err_set(err, CRL_ESHAPE,
+                                   "a constant dimension of %zu does not broadcast over the batch",
+                                   ba ? db : da);
+            o->d[i] = 0;
+        } else if (da == db || db == 1) {
+            o->d[i] = da;
+        } else if (da == 1) {
+            o->d[i] = db;
+        } else {
+            return crl_err_set(err, CRL_ESHAPE, "dimensions %zu and %zu do not broadcast", da, db);
+        }
+    }
+    return CRL_OK;
+}
+
+static crl_status norm_axis(int64_t axis, size_t rank, int batched, size_t *out, crl_err *err) {
+    int64_t r = (int64_t)rank;
+    if (axis < -r || axis >= r)
+        return crl_err_set(err, CRL_ESHAPE, "axis %lld is outside a %zu-D value", (long long)axis,
+                           rank);
+    *out = (size_t)(axis < 0 ? axis + r : axis);
+    if (batched && *out == 0)
+        return crl_err_set(err, CRL_EUNSUPPORTED, "working along the batch axis is not supported");
+    return CRL_OK;
+}
+
+static int is_unary(crl_nn_op op) {
+    switch (op) {
+    case CRL_NN_RELU:
+    case CRL_NN_TANH:
+    case CRL_NN_SIGMOID:
+    case CRL_NN_CLIP:
+    case CRL_NN_SCALE:
+    case CRL_NN_LEAKY_RELU:
+    case CRL_NN_ELU:
+    case CRL_NN_SELU:
+    case CRL_NN_SOFTPLUS:
+    case CRL_NN_EXP:
+    case CRL_NN_LOG:
+    case CRL_NN_SQRT:
+    case CRL_NN_ERF:
+    case CRL_NN_COPY:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int is_binary(crl_nn_op op) {
+    return op == CRL_NN_ADD || op == CRL_NN_SUB || op == CRL_NN_MUL || op == CRL_NN_DIV ||
+           op == CRL_NN_POW;
+}
+
+/* A constant input of BATCHNORM / LAYERNORM with n elements (or 1, broadcast). */
+static crl_status param_input(const crl_nn_graph_t *g, size_t v, size_t n, int allow_scalar,
+                              const char *role, float *dst, crl_err *err) {
+    const nn_value *c = &g->vals[v];
+    if (!c->is_const) return crl_err_set(err, CRL_EUNSUPPORTED, "%s must be a constant", role);
+    if (c->row != n && !(allow_scalar && c->row == 1))
+        return crl_err_set(err, CRL_ESHAPE, "%s has %zu elements, expected %zu", role, c->row, n);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = c->data[c->row == 1 ? 0 : i];
+    return CRL_OK;
+}
+
+/* Fills n->osh (and n->p for the ops that take constant parameters) from the inputs. */
+static crl_status infer(crl_nn_graph_t *g, nn_node *n, crl_err *err) {
+    const crl_nn_shape *s = &n->ish[0];
+    crl_nn_attrs *a = &n->a;
+    crl_status st = CRL_OK;
+    size_t ax;
+    n->osh = *s;
+    if (is_unary(n->op))
+        return n->n_in == 1 ? CRL_OK : crl_err_set(err, CRL_EINVAL, "takes 1 input");
+    if (is_binary(n->op)) {
+        if (n->n_in != 2) return crl_err_set(err, CRL_EINVAL, "takes 2 inputs");
+        return bcast_shape(&n->ish[0], &n->ish[1], &n->osh, err);
+    }
+    switch (n->op) {
+    case CRL_NN_SOFTMAX:
+    case CRL_NN_LOG_SOFTMAX:
+    case CRL_NN_ARGMAX:
+        if (n->n_in != 1) return crl_err_set(err, CRL_EINVAL, "takes 1 input");
+        if ((st = norm_axis(a->axis, s->rank, s->batched, &ax, err)) != CRL_OK) return st;
+        a->axis = (int64_t)ax;
+        if (n->op == CRL_NN_ARGMAX) {
+            if (a->keepdims) {
+                n->osh.d[ax] = 1;
+            } else {
+                for (size_t i = ax; i + 1 < s->rank; i++)
+                    n->osh.d[i] = s->d[i + 1];
+                n->osh.rank--;
+            }
+        }
+        return CRL_OK;
+    case CRL_NN_CONCAT:
+        if (n->n_in < 1) return crl_err_set(err, CRL_EINVAL, "takes at least 1 input");
+        if ((st = norm_axis(a->axis, s->rank, s->batched, &ax, err)) != CRL_OK) return st;
+        a->axis = (int64_t)ax;
+        n->osh.d[ax] = 0;
+        for (size_t k = 0; k < n->n_in; k++) {
+            const crl_nn_shape *t = &n->ish[k];
+            if (t->rank != s->rank || t->batched != s->batched)
+                return crl_err_set(err, CRL_EUNSUPPORTED,
+                                   "inputs differ in rank or in having a batch axis");
+            for (size_t i = 0; i < s->rank; i++)
+                if (i != ax && !(i == 0 && s->batched) && t->d[i] != s->d[i])
+                    return crl_err_set(err, CRL_ESHAPE, "inputs differ in dimension %zu", i);
+            n->osh.d[ax] += t->d[ax];
+        }
+        return CRL_OK;
+    case CRL_NN_RESHAPE:
+        if (n->n_in != 1) return crl_err_set(err, CRL_EINVAL, "takes 1 input");
+        if (a->shape.batched != s->batched || a->shape.rank > CRL_NN_MAX_RANK ||
+            (a->shape.batched && a->shape.rank == 0) || shape_row(&a->shape) != shape_row(s))
+            return crl_err_set(err, CRL_ESHAPE,
+                               "cannot reshape %zu elements per row into the target shape",
+                               shape_row(s));
+        n->osh = a->shape;
+        return CRL_OK;
+    case CRL_NN_EXPAND:
+        if (n->n_in != 1) return crl_err_set(err, CRL_EINVAL, "takes 1 input");
+        if (a->shape.rank > CRL_NN_MAX_RANK)
+            return crl_err_set(err, CRL_EUNSUPPORTED, "target shape has too many dimensions");
+        return bcast_shape(s, &a->shape, &n->osh, err);
+    case CRL_NN_BATCHNORM: {
+        if (n->n_in != 5) return crl_err_set(err, CRL_EINVAL, "takes 5 inputs");
+        if (s->rank < 2) return crl_err_set(err, CRL_ESHAPE, "input needs at least 2 dimensions");
+        size_t c = s->d[1];
+        n->p = alloc_floats(4 * c);
+        if (n->p == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory");
+        n->p_n = 2 * c;
+        float *gam = n->p, *bet = n->p + c, *mean = n->p + 2 * c, *var = n->p + 3 * c;
+        if ((st = param_input(g, n->in[1], c, 0, "scale", gam, err)) != CRL_OK ||
+            (st = param_input(g, n->in[2], c, 0, "bias", bet, err)) != CRL_OK ||
+            (st = param_input(g, n->in[3], c, 0, "mean", mean, err)) != CRL_OK ||
+            (st = param_input(g, n->in[4], c, 0, "variance", var, err)) != CRL_OK)
+            return st;
+        /* Inference form: y = x * s + t with s = gamma / sqrt(var + eps), t = beta - mean * s. */
+        for (size_t i = 0; i < c; i++) {
+            float sc = gam[i] / sqrtf(var[i] + a->eps);
+            gam[i] = sc;
+            bet[i] = bet[i] - mean[i] * sc;
+        }
+        n->n_in = 1; /* the parameters live in p now */
+        return CRL_OK;
+    }
+    case CRL_NN_LAYERNORM: {
+        if (n->n_in != 2 && n->n_in != 3)
+            return crl_err_set(err, CRL_EINVAL, "takes 2 or 3 inputs");
+        if ((st = norm_axis(a->axis, s->rank, s->batched, &ax, err)) != CRL_OK) return st;
+        a->axis = (int64_t)ax;
+        size_t m = shape_prod(s, ax, s->rank, NN_MAX_ROW);
+        n->p = alloc_floats(2 * m);
+        if (n->p == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory");
+        n->p_n = 2 * m;
+        if ((st = param_input(g, n->in[1], m, 1, "scale", n->p, err)) != CRL_OK) return st;
+        if (n->n_in == 3) {
+            if ((st = param_input(g, n->in[2], m, 1, "bias", n->p + m, err)) != CRL_OK) return st;
+        } else {
+            memset(n->p + m, 0, m * sizeof(float));
+        }
+        n->n_in = 1;
+        return CRL_OK;
+    }
+    case CRL_NN_REDUCE_MEAN: {
+        if (n->n_in != 1) return crl_err_set(err, CRL_EINVAL, "takes 1 input");
+        int mask[CRL_NN_MAX_RANK] = {0};
+        if (a->n_axes == 0) {
+            for (size_t i = 0; i < s->rank; i++)
+                mask[i] = 1;
+            if (s->batched)
+                return crl_err_set(err, CRL_EUNSUPPORTED,
+                                   "reducing over all axes includes the batch axis");
+        }
+        for (size_t k = 0; k < a->n_axes; k++) {
+            if ((st = norm_axis(a->axes[k], s->rank, s->batched, &ax, err)) != CRL_OK) return st;
+            mask[ax] = 1;
+        }
+        a->n_axes = 0;
+        size_t r = 0;
+        for (size_t i = 0; i < s->rank; i++) {
+            if (mask[i]) a->axes[a->n_axes++] = (int64_t)i;
+            if (mask[i] && !a->keepdims) continue;
+            n->osh.d[r++] = mask[i] ? 1 : s->d[i];
+        }
+        n->osh.rank = r;
+        return CRL_OK;
+    }
+    default:
+        return crl_err_set(err, CRL_EINVAL, "op %d cannot be built as a node", (int)n->op);
+    }
+}
+
+static crl_status push_node(crl_nn_graph_t *g, nn_node **node, crl_err *err) {
+    crl_status st = check_open(g, err);
+    if (st != CRL_OK) return st;
+    if (g->n_nodes >= NN_MAX_OPS)
+        return crl_err_set(err, CRL_ENOMEM, "graph has too many operations (limit %d)", NN_MAX_OPS);
+    if (g->n_nodes == g->cap_nodes) {
+        size_t cap = g->cap_nodes ? g->cap_nodes * 2 : 8;
+        nn_node *ops = realloc(g->nodes, cap * sizeof(*ops));
+        if (ops == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory growing the graph");
+        g->nodes = ops;
+        g->cap_nodes = cap;
+    }
+    *node = &g->nodes[g->n_nodes];
+    memset(*node, 0, sizeof(**node));
+    return CRL_OK;
+}
+
+/* Adds the node prepared in g->nodes[g->n_nodes] (inputs set): infers, makes its output value. */
+static crl_status commit_node(crl_nn_graph_t *g, nn_node *n, size_t *value, crl_err *err) {
+    crl_status st = infer(g, n, err);
+    if (st == CRL_OK) st = push_value(g, &n->osh, &n->out, err);
+    if (st != CRL_OK) {
+        node_free(n);
+        return st;
+    }
+    g->n_nodes++;
+    g->cur = n->out;
+    if (value) *value = n->out;
+    return CRL_OK;
+}
+
+crl_status crl_nn_graph_node(crl_nn_graph_t *g, crl_nn_op op, const size_t *in, size_t n_in,
+                             const crl_nn_attrs *a, size_t *value, crl_err *err) {
     nn_node *n = NULL;
-    crl_status st = push_op(g, &n, err);
+    crl_status st = push_node(g, &n, err);
+    if (st != CRL_OK) return st;
+    if (op == CRL_NN_LINEAR || op == CRL_NN_ADD_ROW || (int)op < 0 || op >= CRL_NN_OP_COUNT)
+        return crl_err_set(err, CRL_EINVAL, "op %d cannot be built with crl_nn_graph_node",
+                           (int)op);
+    if (n_in == 0 || n_in > CRL_NN_MAX_INPUTS || in == NULL)
+        return crl_err_set(err, CRL_EINVAL, "a node takes 1 to %d inputs", CRL_NN_MAX_INPUTS);
+    n->op = op;
+    n->n_in = n_in;
+    if (a)
+        n->a = *a;
+    else
+        crl_nn_attrs_init(&n->a);
+    for (size_t i = 0; i < n_in; i++) {
+        if (in[i] >= g->n_vals) return crl_err_set(err, CRL_EINVAL, "input value does not exist");
+        n->in[i] = in[i];
+        n->ish[i] = g->vals[in[i]].s;
+    }
+    return commit_node(g, n, value, err);
+}
+
+crl_status crl_nn_graph_linear(crl_nn_graph_t *g, size_t x, const float *w, const float *b,
+                               size_t in, size_t out, size_t *value, crl_err *err) {
+    nn_node *n = NULL;
+    crl_status st = push_node(g, &n, err);
     if (st != CRL_OK) return st;
     if (w == NULL) return crl_err_set(err, CRL_EINVAL, "linear layer has no weights");
-    if (in != g->width)
+    if (x >= g->n_vals) return crl_err_set(err, CRL_EINVAL, "input value does not exist");
+    const crl_nn_shape *s = &g->vals[x].s;
+    size_t have = s->rank ? s->d[s->rank - 1] : 1;
+    if (s->rank == 0 || (s->batched && s->rank == 1) || in != have)
         return crl_err_set(err, CRL_ESHAPE, "linear layer expects %zu inputs but the value has %zu",
-                           in, g->width);
+                           in, s->rank == 0 || (s->batched && s->rank == 1) ? 1 : have);
     if (out == 0 || out > NN_MAX_WIDTH)
         return crl_err_set(err, CRL_EINVAL, "linear layer width %zu is outside 1..%zu", out,
+                           NN_MAX_WIDTH);
+    if (in > NN_MAX_WIDTH)
+        return crl_err_set(err, CRL_EUNSUPPORTED, "linear layer input %zu is above %zu", in,
                            NN_MAX_WIDTH);
     /* in, out <= 2^16, so in*out + out cannot overflow size_t. */
     size_t need = in * out + out;
     if (need > NN_MAX_WEIGHTS - g->n_weights)
         return crl_err_set(err, CRL_ENOMEM, "graph weights exceed the limit of %zu floats",
                            NN_MAX_WEIGHTS);
-    float *wc = alloc_floats(in * out);
-    float *bc = b ? alloc_floats(out) : NULL;
-    if (wc == NULL || (b && bc == NULL)) {
-        free(wc);
-        free(bc);
+    n->op = CRL_NN_LINEAR;
+    n->n_in = 1;
+    n->in[0] = x;
+    n->ish[0] = *s;
+    n->k_in = in;
+    n->k_out = out;
+    n->osh = *s;
+    n->osh.d[s->rank - 1] = out;
+    n->w = alloc_floats(in * out);
+    n->b = b ? alloc_floats(out) : NULL;
+    if (n->w == NULL || (b && n->b == NULL)) {
+        node_free(n);
         return crl_err_set(err, CRL_ENOMEM, "out of memory for a %zux%zu linear layer", out, in);
     }
-    memcpy(wc, w, in * out * sizeof(float));
-    if (b) memcpy(bc, b, out * sizeof(float));
-    n->op = CRL_NN_LINEAR;
-    n->in = in;
-    n->out = out;
-    n->w = wc;
-    n->b = bc;
-    g->n_ops++;
+    memcpy(n->w, w, in * out * sizeof(float));
+    if (b) memcpy(n->b, b, out * sizeof(float));
+    st = push_value(g, &n->osh, &n->out, err);
+    if (st != CRL_OK) {
+        node_free(n);
+        return st;
+    }
+    g->n_nodes++;
     g->n_weights += need;
-    g->width = out;
-    if (out > g->max_width) g->max_width = out;
+    g->cur = n->out;
+    if (value) *value = n->out;
     return CRL_OK;
+}
+
+/* ---- chain builder ------------------------------------------------------------------------- */
+
+crl_status crl_nn_graph_add_linear(crl_nn_graph_t *g, const float *w, const float *b, size_t in,
+                                   size_t out, crl_err *err) {
+    crl_status st = check_open(g, err);
+    if (st != CRL_OK) return st;
+    return crl_nn_graph_linear(g, g->cur, w, b, in, out, NULL, err);
 }
 
 crl_status crl_nn_graph_add_act(crl_nn_graph_t *g, crl_nn_op op, crl_err *err) {
     if (op != CRL_NN_RELU && op != CRL_NN_TANH && op != CRL_NN_SIGMOID)
         return crl_err_set(err, CRL_EINVAL, "op %d is not an activation", (int)op);
-    nn_node *n = NULL;
-    crl_status st = push_op(g, &n, err);
+    crl_status st = check_open(g, err);
     if (st != CRL_OK) return st;
-    n->op = op;
-    g->n_ops++;
-    return CRL_OK;
+    return crl_nn_graph_node(g, op, &g->cur, 1, NULL, NULL, err);
 }
 
 crl_status crl_nn_graph_add_clip(crl_nn_graph_t *g, float lo, float hi, crl_err *err) {
     if (isnan(lo) || isnan(hi) || lo > hi)
         return crl_err_set(err, CRL_EINVAL, "clip bounds [%g, %g] are not an interval", (double)lo,
                            (double)hi);
-    nn_node *n = NULL;
-    crl_status st = push_op(g, &n, err);
+    crl_status st = check_open(g, err);
     if (st != CRL_OK) return st;
-    n->op = CRL_NN_CLIP;
-    n->lo = lo;
-    n->hi = hi;
-    g->n_ops++;
-    return CRL_OK;
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    a.lo = lo;
+    a.hi = hi;
+    return crl_nn_graph_node(g, CRL_NN_CLIP, &g->cur, 1, &a, NULL, err);
 }
 
 crl_status crl_nn_graph_add_scale(crl_nn_graph_t *g, float alpha, crl_err *err) {
     if (!isfinite(alpha))
         return crl_err_set(err, CRL_EINVAL, "scale factor %g is not finite", (double)alpha);
-    nn_node *n = NULL;
-    crl_status st = push_op(g, &n, err);
+    crl_status st = check_open(g, err);
     if (st != CRL_OK) return st;
-    n->op = CRL_NN_SCALE;
-    n->alpha = alpha;
-    g->n_ops++;
-    return CRL_OK;
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    a.alpha = alpha;
+    return crl_nn_graph_node(g, CRL_NN_SCALE, &g->cur, 1, &a, NULL, err);
 }
 
 crl_status crl_nn_graph_add_row(crl_nn_graph_t *g, const float *b, size_t width, crl_err *err) {
     nn_node *n = NULL;
-    crl_status st = push_op(g, &n, err);
+    crl_status st = push_node(g, &n, err);
     if (st != CRL_OK) return st;
     if (b == NULL) return crl_err_set(err, CRL_EINVAL, "row addition has no values");
-    if (width != g->width)
+    const crl_nn_shape *s = &g->vals[g->cur].s;
+    size_t have = s->rank ? s->d[s->rank - 1] : 1;
+    if (s->rank < 2 || width != have)
         return crl_err_set(err, CRL_ESHAPE, "row addition has %zu values but the value has %zu",
-                           width, g->width);
+                           width, have);
     if (width > NN_MAX_WEIGHTS - g->n_weights)
         return crl_err_set(err, CRL_ENOMEM, "graph weights exceed the limit of %zu floats",
                            NN_MAX_WEIGHTS);
-    float *bc = alloc_floats(width);
-    if (bc == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory for a row addition");
-    memcpy(bc, b, width * sizeof(float));
     n->op = CRL_NN_ADD_ROW;
-    n->b = bc;
-    g->n_ops++;
+    n->n_in = 1;
+    n->in[0] = g->cur;
+    n->ish[0] = *s;
+    n->osh = *s;
+    n->p = alloc_floats(width);
+    if (n->p == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory for a row addition");
+    n->p_n = width;
+    memcpy(n->p, b, width * sizeof(float));
+    st = push_value(g, &n->osh, &n->out, err);
+    if (st != CRL_OK) {
+        node_free(n);
+        return st;
+    }
+    g->n_nodes++;
     g->n_weights += width;
+    g->cur = n->out;
     return CRL_OK;
 }
 
-/* LINEAR followed by ADD_ROW becomes one LINEAR whose bias absorbed the row. This changes the
- * rounding of (dot + b) + c into dot + (b + c): at most an ulp or so, well inside what any
- * exporter guarantees. SCALE is not folded into weights: alpha * (dot + b) and
- * dot(alpha * w) + alpha * b round differently enough that we keep it as its own op. */
-static void fold_add_row(crl_nn_graph_t *g) {
-    size_t k = 0;
-    for (size_t i = 0; i < g->n_ops; i++) {
-        nn_node *cur = &g->ops[i];
-        if (cur->op == CRL_NN_ADD_ROW && k > 0 && g->ops[k - 1].op == CRL_NN_LINEAR) {
-            nn_node *lin = &g->ops[k - 1];
-            if (lin->b == NULL) {
-                lin->b = cur->b; /* adopt the row as the bias */
-            } else {
-                for (size_t o = 0; o < lin->out; o++)
-                    lin->b[o] += cur->b[o];
-                free(cur->b);
-            }
-            cur->b = NULL;
+/* ---- executor ------------------------------------------------------------------------------ */
+
+/* Strides of a value of dims d[rank] aligned to the right of an r-D result; 0 where it
+ * broadcasts. */
+static void bcast_strides(const size_t *d, size_t rank, size_t r, size_t *st) {
+    size_t s = 1;
+    for (size_t i = r; i-- > 0;) {
+        if (i + rank < r) {
+            st[i] = 0;
             continue;
         }
-        if (k != i) g->ops[k] = *cur;
+        size_t di = d[i + rank - r];
+        st[i] = di == 1 ? 0 : s;
+        s *= di;
+    }
+}
+
+static float binop(crl_nn_op op, float a, float b) {
+    switch (op) {
+    case CRL_NN_ADD:
+        return a + b;
+    case CRL_NN_SUB:
+        return a - b;
+    case CRL_NN_MUL:
+        return a * b;
+    case CRL_NN_DIV:
+        return a / b;
+    case CRL_NN_POW:
+        return powf(a, b);
+    default:
+        return a; /* EXPAND: a copy */
+    }
+}
+
+/* y[dy] = a op b with numpy broadcasting (b NULL: EXPAND, a broadcast copy). The last axis is the
+ * inner loop; the others are walked with an index vector. */
+static void run_bcast(crl_nn_op op, const float *a, const size_t *da, size_t ra, const float *b,
+                      const size_t *db, size_t rb, float *y, const size_t *dy, size_t r) {
+    size_t sa[CRL_NN_MAX_RANK], sb[CRL_NN_MAX_RANK], idx[CRL_NN_MAX_RANK] = {0};
+    bcast_strides(da, ra, r, sa);
+    if (b)
+        bcast_strides(db, rb, r, sb);
+    else
+        memset(sb, 0, sizeof(sb));
+    size_t inner = r ? dy[r - 1] : 1, outer = prod(dy, 0, r ? r - 1 : 0);
+    size_t ia = r ? sa[r - 1] : 0, ib = r ? sb[r - 1] : 0;
+    for (size_t o = 0; o < outer; o++) {
+        size_t oa = 0, ob = 0;
+        for (size_t i = 0; i + 1 < r; i++) {
+            oa += idx[i] * sa[i];
+            ob += idx[i] * sb[i];
+        }
+        float *yo = y + o * inner;
+        if (b == NULL) {
+            for (size_t j = 0; j < inner; j++)
+                yo[j] = a[oa + j * ia];
+        } else if (op == CRL_NN_ADD) {
+            for (size_t j = 0; j < inner; j++)
+                yo[j] = a[oa + j * ia] + b[ob + j * ib];
+        } else if (op == CRL_NN_MUL) {
+            for (size_t j = 0; j < inner; j++)
+                yo[j] = a[oa + j * ia] * b[ob + j * ib];
+        } else {
+            for (size_t j = 0; j < inner; j++)
+                yo[j] = binop(op, a[oa + j * ia], b[ob + j * ib]);
+        }
+        for (size_t i = r >= 2 ? r - 2 : 0; r >= 2; i--) { /* next outer index */
+            if (++idx[i] < dy[i]) break;
+            idx[i] = 0;
+            if (i == 0) break;
+        }
+    }
+}
+
+static float unop(const nn_node *n, float x) {
+    switch (n->op) {
+    case CRL_NN_LEAKY_RELU:
+        return x >= 0 ? x : n->a.alpha * x;
+    case CRL_NN_ELU:
+        return x >= 0 ? x : n->a.alpha * (expf(x) - 1.0f);
+    case CRL_NN_SELU:
+        return n->a.beta * (x > 0 ? x : n->a.alpha * (expf(x) - 1.0f));
+    case CRL_NN_SOFTPLUS:
+        return x > 20.0f ? x : log1pf(expf(x));
+    case CRL_NN_EXP:
+        return expf(x);
+    case CRL_NN_LOG:
+        return logf(x);
+    case CRL_NN_SQRT:
+        return sqrtf(x);
+    case CRL_NN_ERF:
+        return erff(x);
+    default:
+        return x;
+    }
+}
+
+/* softmax / log-softmax over n elements spaced `inner` apart. */
+static void run_softmax(int logsm, const float *x, float *y, size_t outer, size_t n, size_t inner) {
+    for (size_t o = 0; o < outer; o++)
+        for (size_t in = 0; in < inner; in++) {
+            const float *xs = x + o * n * inner + in;
+            float *ys = y + o * n * inner + in;
+            float mx = xs[0];
+            for (size_t i = 1; i < n; i++)
+                if (xs[i * inner] > mx) mx = xs[i * inner];
+            double sum = 0;
+            for (size_t i = 0; i < n; i++)
+                sum += exp((double)xs[i * inner] - (double)mx);
+            double lse = log(sum);
+            for (size_t i = 0; i < n; i++) {
+                double v = (double)xs[i * inner] - (double)mx;
+                ys[i * inner] = (float)(logsm ? v - lse : exp(v) / sum);
+            }
+        }
+}
+
+static void run_reduce_mean(const nn_node *n, const float *x, const size_t *d, size_t r, float *y) {
+    int mask[CRL_NN_MAX_RANK] = {0};
+    for (size_t k = 0; k < n->a.n_axes; k++)
+        mask[n->a.axes[k]] = 1;
+    size_t od[CRL_NN_MAX_RANK], ost[CRL_NN_MAX_RANK], idx[CRL_NN_MAX_RANK] = {0};
+    size_t cnt = 1;
+    for (size_t i = 0; i < r; i++) {
+        od[i] = mask[i] ? 1 : d[i];
+        if (mask[i]) cnt *= d[i];
+    }
+    bcast_strides(od, r, r, ost);
+    size_t total = prod(d, 0, r), on = prod(od, 0, r);
+    for (size_t i = 0; i < on; i++)
+        y[i] = 0;
+    for (size_t e = 0; e < total; e++) {
+        size_t o = 0;
+        for (size_t i = 0; i < r; i++)
+            o += idx[i] * ost[i];
+        y[o] += x[e];
+        for (size_t i = r; i-- > 0;) {
+            if (++idx[i] < d[i]) break;
+            idx[i] = 0;
+        }
+    }
+    for (size_t i = 0; i < on; i++)
+        y[i] /= (float)cnt;
+}
+
+/* Runs one node with concrete batch `rows` (ignored when nothing is batched). */
+static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size_t rows,
+                      const float *const *in, float *y) {
+    size_t d[CRL_NN_MAX_RANK], od[CRL_NN_MAX_RANK];
+    size_t r = n->ish[0].rank;
+    concrete(&n->ish[0], rows, d);
+    concrete(&n->osh, rows, od);
+    size_t len = prod(d, 0, r), ax = (size_t)n->a.axis;
+    const float *x = in[0];
+    switch (n->op) {
+    case CRL_NN_LINEAR: {
+        size_t m = len / n->k_in;
+        if (packed && n->wp)
+            k->linear_packed(x, m, n->k_in, n->wp, n->b, n->k_out, y);
+        else
+            k->linear(x, m, n->k_in, n->w, n->b, n->k_out, y);
+        return;
+    }
+    case CRL_NN_RELU:
+    case CRL_NN_TANH:
+    case CRL_NN_SIGMOID:
+    case CRL_NN_CLIP:
+    case CRL_NN_SCALE:
+    case CRL_NN_ADD_ROW:
+    case CRL_NN_COPY:
+    case CRL_NN_RESHAPE:
+        if (y != x) memcpy(y, x, len * sizeof(float));
+        if (n->op == CRL_NN_RELU) k->relu(y, len);
+        if (n->op == CRL_NN_TANH) k->tanh(y, len);
+        if (n->op == CRL_NN_SIGMOID) k->sigmoid(y, len);
+        if (n->op == CRL_NN_CLIP) k->clip(y, len, n->a.lo, n->a.hi);
+        if (n->op == CRL_NN_SCALE) k->scale(y, len, n->a.alpha);
+        if (n->op == CRL_NN_ADD_ROW) k->add_row(y, len / n->p_n, n->p_n, n->p);
+        return;
+    case CRL_NN_LEAKY_RELU:
+    case CRL_NN_ELU:
+    case CRL_NN_SELU:
+    case CRL_NN_SOFTPLUS:
+    case CRL_NN_EXP:
+    case CRL_NN_LOG:
+    case CRL_NN_SQRT:
+    case CRL_NN_ERF:
+        for (size_t i = 0; i < len; i++)
+            y[i] = unop(n, x[i]);
+        return;
+    case CRL_NN_ADD:
+    case CRL_NN_SUB:
+    case CRL_NN_MUL:
+    case CRL_NN_DIV:
+    case CRL_NN_POW: {
+        size_t d1[CRL_NN_MAX_RANK];
+        concrete(&n->ish[1], rows, d1);
+        run_bcast(n->op, x, d, r, in[1], d1, n->ish[1].rank, y, od, n->osh.rank);
+        return;
+    }
+    case CRL_NN_EXPAND:
+        run_bcast(n->op, x, d, r, NULL, NULL, 0, y, od, n->osh.rank);
+        return;
+    case CRL_NN_SOFTMAX:
+    case CRL_NN_LOG_SOFTMAX: {
+        size_t outer = prod(d, 0, ax), cnt = n->a.flat2d ? prod(d, ax, r) : d[ax];
+        size_t inner = n->a.flat2d ? 1 : prod(d, ax + 1, r);
+        run_softmax(n->op == CRL_NN_LOG_SOFTMAX, x, y, outer, cnt, inner);
+        return;
+    }
+    case CRL_NN_ARGMAX: {
+        size_t outer = prod(d, 0, ax), cnt = d[ax], inner = prod(d, ax + 1, r);
+        for (size_t o = 0; o < outer; o++)
+            for (size_t i = 0; i < inner; i++) {
+                const float *xs = x + o * cnt * inner + i;
+                size_t best = 0;
+                for (size_t j = 1; j < cnt; j++)
+                    if (xs[j * inner] > xs[best * inner] ||
+                        (n->a.select_last && xs[j * inner] == xs[best * inner]))
+                        best = j;
+                y[o * inner + i] = (float)best;
+            }
+        return;
+    }
+    case CRL_NN_CONCAT: {
+        size_t outer = prod(od, 0, ax), pos = 0;
+        size_t inner = prod(od, ax + 1, n->osh.rank), orow = od[ax] * inner;
+        for (size_t k2 = 0; k2 < n->n_in; k2++) {
+            size_t chunk = n->ish[k2].d[ax] * inner;
+            for (size_t o = 0; o < outer; o++)
+                memcpy(y + o * orow + pos, in[k2] + o * chunk, chunk * sizeof(float));
+            pos += chunk;
+        }
+        return;
+    }
+    case CRL_NN_BATCHNORM: {
+        size_t c = d[1], inner = prod(d, 2, r);
+        const float *sc = n->p, *sh = n->p + c;
+        for (size_t o = 0; o < d[0]; o++)
+            for (size_t ch = 0; ch < c; ch++) {
+                size_t base = (o * c + ch) * inner;
+                for (size_t i = 0; i < inner; i++)
+                    y[base + i] = x[base + i] * sc[ch] + sh[ch];
+            }
+        return;
+    }
+    case CRL_NN_LAYERNORM: {
+        size_t outer = prod(d, 0, ax), m = prod(d, ax, r);
+        const float *gam = n->p, *bet = n->p + m;
+        for (size_t o = 0; o < outer; o++) {
+            const float *xs = x + o * m;
+            float *ys = y + o * m;
+            double mean = 0, var = 0;
+            for (size_t i = 0; i < m; i++)
+                mean += xs[i];
+            mean /= (double)m;
+            for (size_t i = 0; i < m; i++)
+                var += ((double)xs[i] - mean) * ((double)xs[i] - mean);
+            var /= (double)m;
+            double inv = 1.0 / sqrt(var + (double)n->a.eps);
+            for (size_t i = 0; i < m; i++)
+                ys[i] = (float)(((double)xs[i] - mean) * inv) * gam[i] + bet[i];
+        }
+        return;
+    }
+    case CRL_NN_REDUCE_MEAN:
+        run_reduce_mean(n, x, d, r, y);
+        return;
+    case CRL_NN_OP_COUNT:
+        return;
+    }
+}
+
+/* ---- finishing passes ---------------------------------------------------------------------- */
+
+static void compact(crl_nn_graph_t *g) {
+    size_t k = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].dead) {
+            node_free(&g->nodes[i]);
+            continue;
+        }
+        if (k != i) g->nodes[k] = g->nodes[i];
         k++;
     }
-    g->n_ops = k;
+    g->n_nodes = k;
+}
+
+/* uses[v]: how many node inputs read v, plus one for the graph output. */
+static void count_uses(const crl_nn_graph_t *g, size_t *uses) {
+    memset(uses, 0, g->n_vals * sizeof(*uses));
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t j = 0; j < g->nodes[i].n_in; j++)
+            uses[g->nodes[i].in[j]]++;
+    uses[g->output]++;
+}
+
+/* Any node whose inputs are all constants is run once now, by the executor itself, and its
+ * output becomes a constant. */
+static crl_status fold_constants(crl_nn_graph_t *g, crl_err *err) {
+    const crl_kernels_t *k = crl_kernels();
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
+        int all = 1;
+        const float *in[CRL_NN_MAX_INPUTS];
+        for (size_t j = 0; j < n->n_in; j++) {
+            all &= g->vals[n->in[j]].is_const;
+            in[j] = g->vals[n->in[j]].data;
+        }
+        nn_value *v = &g->vals[n->out];
+        if (!all || v->s.batched) continue; /* an EXPAND of a constant to the batch stays */
+        if (v->row > NN_MAX_WEIGHTS - g->n_weights)
+            return crl_err_set(err, CRL_ENOMEM, "folded constants exceed the limit of %zu floats",
+                               NN_MAX_WEIGHTS);
+        float *data = alloc_floats(v->row);
+        if (data == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory folding constants");
+        exec_node(k, 0, n, 1, in, data);
+        v->data = data;
+        v->is_const = 1;
+        g->n_weights += v->row;
+        n->dead = 1;
+    }
+    compact(g);
+    return CRL_OK;
+}
+
+static void replace_uses(crl_nn_graph_t *g, size_t from, size_t to) {
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] == from) g->nodes[i].in[j] = to;
+}
+
+/* A Reshape (Flatten, Squeeze, ...) only renames row-major data: its readers read its input
+ * instead (each node kept the shapes it was built with). The one that makes the output stays. */
+static void elide_reshapes(crl_nn_graph_t *g) {
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
+        if (n->op != CRL_NN_RESHAPE || n->out == g->output) continue;
+        replace_uses(g, n->out, n->in[0]);
+        n->dead = 1;
+    }
+    compact(g);
+}
+
+/* Drops nodes whose output nobody reads, then the constants nobody reads. */
+static crl_status remove_dead(crl_nn_graph_t *g, crl_err *err) {
+    size_t *uses = calloc(g->n_vals, sizeof(*uses));
+    if (uses == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory");
+    count_uses(g, uses);
+    for (size_t i = g->n_nodes; i-- > 0;) {
+        nn_node *n = &g->nodes[i];
+        if (uses[n->out] != 0) continue;
+        n->dead = 1;
+        for (size_t j = 0; j < n->n_in; j++)
+            uses[n->in[j]]--;
+    }
+    compact(g);
+    for (size_t v = 0; v < g->n_vals; v++)
+        if (uses[v] == 0 && g->vals[v].data) {
+            g->n_weights -= g->vals[v].row;
+            free(g->vals[v].data);
+            g->vals[v].data = NULL;
+        }
+    free(uses);
+    return CRL_OK;
+}
+
+/* BATCHNORM (channel axis 1) right after a 2-D LINEAR whose output nothing else reads:
+ * W' = W * s[:, None], b' = b * s + t. Then ADD / ADD_ROW of a constant row (or scalar) after
+ * such a LINEAR becomes part of its bias. This changes (dot + b) + c into dot + (b + c): an ulp
+ * or so. SCALE is not folded: alpha * (dot + b) and dot(alpha * w) + alpha * b round differently
+ * enough that we keep it. ReLU is not fused: the kernel table has no fused epilogue yet. */
+static crl_status fold_into_linear(crl_nn_graph_t *g, crl_err *err) {
+    size_t *uses = calloc(g->n_vals, sizeof(*uses)), *prod_of = malloc(g->n_vals * sizeof(size_t));
+    if (uses == NULL || prod_of == NULL) {
+        free(uses);
+        free(prod_of);
+        return crl_err_set(err, CRL_ENOMEM, "out of memory");
+    }
+    count_uses(g, uses);
+    for (size_t v = 0; v < g->n_vals; v++)
+        prod_of[v] = NN_NONE;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
+        prod_of[n->out] = i;
+        size_t src = NN_NONE, c = NN_NONE;
+        if (n->op == CRL_NN_BATCHNORM || n->op == CRL_NN_ADD_ROW) {
+            src = n->in[0];
+        } else if (n->op == CRL_NN_ADD) {
+            int c0 = g->vals[n->in[0]].is_const, c1 = g->vals[n->in[1]].is_const;
+            if (c0 == c1) continue;
+            src = c0 ? n->in[1] : n->in[0];
+            c = c0 ? n->in[0] : n->in[1];
+        } else {
+            continue;
+        }
+        if (prod_of[src] == NN_NONE || uses[src] != 1 || src == g->output) continue;
+        nn_node *lin = &g->nodes[prod_of[src]];
+        if (lin->op != CRL_NN_LINEAR || lin->dead) continue;
+        size_t o = lin->k_out;
+        const float *row = NULL, *scale = NULL;
+        size_t step = 1;
+        if (n->op == CRL_NN_BATCHNORM) {
+            if (lin->osh.rank != 2) continue;
+            scale = n->p;
+            row = n->p + o;
+        } else if (n->op == CRL_NN_ADD_ROW) {
+            row = n->p;
+        } else {
+            const nn_value *cv = &g->vals[c];
+            /* Only a row that leaves the shape alone: [o], [1, o], a scalar... */
+            int ok = cv->s.rank <= lin->osh.rank && (cv->row == 1 || cv->row == o);
+            for (size_t j = 0; ok && j + 1 < cv->s.rank; j++)
+                ok = cv->s.d[j] == 1;
+            if (!ok || cv->data == NULL) continue;
+            row = cv->data;
+            step = cv->row == 1 ? 0 : 1;
+        }
+        if (lin->b == NULL) {
+            lin->b = alloc_floats(o);
+            if (lin->b == NULL) {
+                free(uses);
+                free(prod_of);
+                return crl_err_set(err, CRL_ENOMEM, "out of memory");
+            }
+            memset(lin->b, 0, o * sizeof(float));
+        }
+        for (size_t j = 0; j < o; j++) {
+            if (scale) {
+                for (size_t q = 0; q < lin->k_in; q++)
+                    lin->w[j * lin->k_in + q] *= scale[j];
+                lin->b[j] = lin->b[j] * scale[j] + row[j];
+            } else {
+                lin->b[j] += row[j * step];
+            }
+        }
+        if (c != NN_NONE) uses[c]--;
+        lin->out = n->out;
+        lin->osh = n->osh;
+        prod_of[n->out] = prod_of[src];
+        n->dead = 1;
+    }
+    free(uses);
+    free(prod_of);
+    compact(g);
+    return CRL_OK;
 }
 
 static void free_packed(crl_nn_graph_t *g) {
-    for (size_t i = 0; i < g->n_ops; i++) {
-        free(g->ops[i].wp);
-        g->ops[i].wp = NULL;
-        g->ops[i].wp_n = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        free(g->nodes[i].wp);
+        g->nodes[i].wp = NULL;
+        g->nodes[i].wp_n = 0;
     }
     g->packed_for = NULL;
 }
@@ -237,172 +1109,311 @@ static void free_packed(crl_nn_graph_t *g) {
 /* Packs every LINEAR whose shape the table packs (pack_size > 0); the others keep using W. */
 static crl_status pack_linears(crl_nn_graph_t *g, const crl_kernels_t *k, crl_err *err) {
     if (k->pack_size == NULL || k->pack == NULL || k->linear_packed == NULL) return CRL_OK;
-    for (size_t i = 0; i < g->n_ops; i++) {
-        nn_node *n = &g->ops[i];
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
         if (n->op != CRL_NN_LINEAR) continue;
-        size_t np = k->pack_size(n->in, n->out);
+        size_t np = k->pack_size(n->k_in, n->k_out);
         if (np == 0) continue;
         n->wp = alloc_floats(np);
         if (n->wp == NULL) {
             free_packed(g);
             return crl_err_set(err, CRL_ENOMEM,
                                "out of memory packing a %zux%zu linear layer for the %s kernels",
-                               n->out, n->in, k->name);
+                               n->k_out, n->k_in, k->name);
         }
         n->wp_n = np;
-        k->pack(n->w, n->in, n->out, n->wp);
+        k->pack(n->w, n->k_in, n->k_out, n->wp);
     }
     g->packed_for = k;
     return CRL_OK;
 }
 
+/* The output must come from a node that writes the caller's y: a graph whose output is its input
+ * or a constant gets a final COPY / EXPAND. */
+static crl_status ensure_output_node(crl_nn_graph_t *g, crl_err *err) {
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].out == g->output) return CRL_OK;
+    const nn_value *v = &g->vals[g->output];
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    if (v->is_const) {
+        if (v->s.rank >= CRL_NN_MAX_RANK)
+            return crl_err_set(err, CRL_EUNSUPPORTED, "the constant output has too many dims");
+        a.shape.rank = v->s.rank + 1;
+        a.shape.batched = 1;
+        for (size_t i = 0; i < v->s.rank; i++)
+            a.shape.d[i + 1] = v->s.d[i];
+    }
+    size_t out;
+    g->finished = 0;
+    crl_status st = crl_nn_graph_node(g, v->is_const ? CRL_NN_EXPAND : CRL_NN_COPY, &g->output, 1,
+                                      &a, &out, err);
+    g->finished = 1;
+    if (st == CRL_OK) g->output = out;
+    return st;
+}
+
+/* What a workspace's plan depends on, hashed (FNV-1a): graphs with the same key can share
+ * workspaces (the server reuses one across versions of the same network shape). */
+static uint64_t plan_key(const crl_nn_graph_t *g) {
+    uint64_t h = 1469598103934665603ull;
+    size_t words[6];
+    for (size_t v = 0; v <= g->n_vals; v++) {
+        if (v == g->n_vals) {
+            words[0] = g->n_vals;
+            words[1] = g->output;
+            words[2] = words[3] = words[4] = words[5] = 0;
+        } else {
+            words[0] = g->first[v];
+            words[1] = g->last[v];
+            words[2] = g->vals[v].row;
+            words[3] = (size_t)g->vals[v].is_const;
+            words[4] = (size_t)g->vals[v].s.batched;
+            words[5] = v;
+        }
+        const unsigned char *b = (const unsigned char *)words;
+        for (size_t i = 0; i < sizeof(words); i++)
+            h = (h ^ b[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
 crl_status crl_nn_graph_finish(crl_nn_graph_t *g, crl_err *err) {
     if (g == NULL) return crl_err_set(err, CRL_EINVAL, "graph is NULL");
     if (g->finished) return CRL_OK;
-    fold_add_row(g); /* first: it changes the ops, not the weights */
-    crl_status st = pack_linears(g, crl_kernels(), err);
-    if (st != CRL_OK) return st;
-    g->finished = 1;
+    if (g->output == NN_NONE) g->output = g->cur;
+    g->finished = 1; /* from here on the builder refuses new nodes */
+    crl_status st = fold_constants(g, err);
+    if (st == CRL_OK) {
+        elide_reshapes(g);
+        st = remove_dead(g, err);
+    }
+    if (st == CRL_OK) st = fold_into_linear(g, err);
+    if (st == CRL_OK) st = remove_dead(g, err);
+    if (st == CRL_OK) st = ensure_output_node(g, err);
+    if (st != CRL_OK) goto fail;
+    const nn_value *ov = &g->vals[g->output];
+    if (!ov->s.batched || ov->row > NN_MAX_WIDTH) {
+        st = crl_err_set(err, CRL_EUNSUPPORTED,
+                         "the output has %zu values per row; at most %zu are supported", ov->row,
+                         NN_MAX_WIDTH);
+        goto fail;
+    }
+    /* Live ranges for the memory plan, and the widest row. */
+    g->first = malloc(g->n_vals * sizeof(size_t));
+    g->last = malloc(g->n_vals * sizeof(size_t));
+    if (g->first == NULL || g->last == NULL) {
+        st = crl_err_set(err, CRL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t v = 0; v < g->n_vals; v++) {
+        g->first[v] = g->last[v] = NN_NONE;
+        if (g->vals[v].s.batched && g->vals[v].row > g->max_row) g->max_row = g->vals[v].row;
+    }
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const nn_node *n = &g->nodes[i];
+        g->first[n->out] = g->last[n->out] = i;
+        for (size_t j = 0; j < n->n_in; j++)
+            g->last[n->in[j]] = i;
+    }
+    st = pack_linears(g, crl_kernels(), err);
+    if (st != CRL_OK) goto fail;
+    g->id = plan_key(g);
     return CRL_OK;
+fail:
+    /* A graph whose passes failed is not runnable: keep it finished (frozen) but unplanned. */
+    free(g->first);
+    free(g->last);
+    g->first = g->last = NULL;
+    return st;
 }
 
 size_t crl_nn_graph_input_width(const crl_nn_graph_t *g) {
-    return g ? g->in_width : 0;
+    return g ? g->vals[0].row : 0;
 }
 size_t crl_nn_graph_output_width(const crl_nn_graph_t *g) {
-    return g ? g->width : 0;
+    if (g == NULL) return 0;
+    return g->vals[g->output == NN_NONE ? g->cur : g->output].row;
 }
 size_t crl_nn_graph_num_ops(const crl_nn_graph_t *g) {
-    return g ? g->n_ops : 0;
+    return g ? g->n_nodes : 0;
+}
+size_t crl_nn_graph_num_values(const crl_nn_graph_t *g) {
+    return g ? g->n_vals : 0;
 }
 
 crl_nn_op crl_nn_graph_op(const crl_nn_graph_t *g, size_t i) {
     /* Out of range has no good answer; SCALE is the closest to a no-op and never crashes. */
-    if (g == NULL || i >= g->n_ops) return CRL_NN_SCALE;
-    return g->ops[i].op;
+    if (g == NULL || i >= g->n_nodes) return CRL_NN_SCALE;
+    return g->nodes[i].op;
+}
+
+/* ---- workspace and memory plan ------------------------------------------------------------- */
+
+static int runnable(const crl_nn_graph_t *g) {
+    return g != NULL && g->finished && g->first != NULL;
+}
+
+typedef struct nn_slot {
+    size_t v, off, len;
+} nn_slot;
+
+static int slot_by_len(const void *a, const void *b) {
+    const nn_slot *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? 1 : -1;
+    return x->v < y->v ? -1 : (x->v > y->v);
+}
+
+static int slot_by_off(const void *a, const void *b) {
+    const nn_slot *x = a, *y = b;
+    return x->off < y->off ? -1 : (x->off > y->off);
+}
+
+/* Greedy first fit, largest first: each value goes at the lowest offset that does not overlap any
+ * already placed value whose live range [first, last] meets its own. */
+static crl_status plan(const crl_nn_graph_t *g, crl_nn_ws_t *ws) {
+    size_t n = 0;
+    nn_slot *slots = malloc((g->n_vals + 1) * sizeof(*slots));
+    nn_slot *near = malloc((g->n_vals + 1) * sizeof(*near));
+    if (slots == NULL || near == NULL) {
+        free(slots);
+        free(near);
+        return CRL_ENOMEM;
+    }
+    for (size_t v = 0; v < g->n_vals; v++) {
+        ws->off[v] = NN_NONE;
+        ws->first[v] = g->first[v];
+        ws->last[v] = g->last[v];
+        if (g->first[v] == NN_NONE || v == g->output) continue; /* input, output, constants */
+        size_t len = ws->max_rows * g->vals[v].row;
+        len = (len + 15) & ~(size_t)15; /* every slot starts on a cache line */
+        slots[n++] = (nn_slot){v, 0, len};
+    }
+    qsort(slots, n, sizeof(*slots), slot_by_len);
+    size_t top = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t v = slots[i].v, m = 0;
+        for (size_t j = 0; j < i; j++) {
+            size_t u = slots[j].v;
+            if (g->first[u] <= g->last[v] && g->first[v] <= g->last[u]) near[m++] = slots[j];
+        }
+        qsort(near, m, sizeof(*near), slot_by_off);
+        size_t off = 0;
+        for (size_t j = 0; j < m; j++) {
+            if (near[j].off >= off + slots[i].len) break;
+            if (near[j].off + near[j].len > off) off = near[j].off + near[j].len;
+        }
+        slots[i].off = off;
+        ws->off[v] = off;
+        ws->len[v] = slots[i].len;
+        if (off + slots[i].len > top) top = off + slots[i].len;
+    }
+    ws->arena_n = top;
+    free(slots);
+    free(near);
+    return CRL_OK;
 }
 
 crl_status crl_nn_ws_new(const crl_nn_graph_t *g, size_t max_rows, crl_nn_ws_t **out) {
     if (out == NULL) return CRL_EINVAL;
     *out = NULL;
-    if (g == NULL || !g->finished || max_rows == 0) return CRL_EINVAL;
-    if (max_rows > NN_MAX_WS_FLOATS / g->max_width) return CRL_ENOMEM;
+    if (!runnable(g) || max_rows == 0) return CRL_EINVAL;
+    if (max_rows > NN_MAX_WS_FLOATS / (g->max_row ? g->max_row : 1)) return CRL_ENOMEM;
     crl_nn_ws_t *ws = calloc(1, sizeof(*ws));
     if (ws == NULL) return CRL_ENOMEM;
+    ws->graph_id = g->id;
     ws->max_rows = max_rows;
-    ws->max_width = g->max_width;
-    ws->buf[0] = alloc_floats(max_rows * g->max_width);
-    ws->buf[1] = alloc_floats(max_rows * g->max_width);
-    if (ws->buf[0] == NULL || ws->buf[1] == NULL) {
+    ws->n_vals = g->n_vals;
+    size_t nv = g->n_vals;
+    ws->off = malloc(nv * sizeof(size_t));
+    ws->len = calloc(nv, sizeof(size_t));
+    ws->first = malloc(nv * sizeof(size_t));
+    ws->last = malloc(nv * sizeof(size_t));
+    ws->ptr = calloc(nv, sizeof(float *));
+    crl_status st = CRL_ENOMEM;
+    if (ws->off && ws->len && ws->first && ws->last && ws->ptr) st = plan(g, ws);
+    if (st == CRL_OK && (ws->arena = alloc_floats(ws->arena_n)) == NULL) st = CRL_ENOMEM;
+    if (st != CRL_OK) {
         crl_nn_ws_free(ws);
-        return CRL_ENOMEM;
+        return st;
     }
+    for (size_t v = 0; v < nv; v++)
+        if (ws->off[v] != NN_NONE) ws->ptr[v] = ws->arena + ws->off[v];
     *out = ws;
     return CRL_OK;
 }
 
 void crl_nn_ws_free(crl_nn_ws_t *ws) {
     if (ws == NULL) return;
-    free(ws->buf[0]);
-    free(ws->buf[1]);
+    free(ws->arena);
+    free(ws->off);
+    free(ws->len);
+    free(ws->first);
+    free(ws->last);
+    free(ws->ptr);
     free(ws);
 }
 
-static void run_elementwise(const crl_kernels_t *k, const nn_node *n, float *v, size_t rows) {
-    size_t len = rows * n->out;
-    switch (n->op) {
-    case CRL_NN_RELU:
-        k->relu(v, len);
-        break;
-    case CRL_NN_TANH:
-        k->tanh(v, len);
-        break;
-    case CRL_NN_SIGMOID:
-        k->sigmoid(v, len);
-        break;
-    case CRL_NN_CLIP:
-        k->clip(v, len, n->lo, n->hi);
-        break;
-    case CRL_NN_ADD_ROW:
-        k->add_row(v, rows, n->out, n->b);
-        break;
-    case CRL_NN_SCALE:
-        k->scale(v, len, n->alpha);
-        break;
-    case CRL_NN_LINEAR:
-        break; /* handled by the caller */
-    }
+size_t crl_nn_ws_arena_floats(const crl_nn_ws_t *ws) {
+    return ws ? ws->arena_n : 0;
 }
 
-/* The current value lives in x (read-only, before the first op), in one of the two workspace
- * buffers, or in y (only after the last op). A LINEAR writes into the buffer it does not read
- * (or straight into y when it is last); an elementwise op works in place, after copying the
- * value out of x first when needed. */
+int crl_nn_ws_slot(const crl_nn_ws_t *ws, size_t v, size_t *off, size_t *len, size_t *first,
+                   size_t *last) {
+    if (ws == NULL || v >= ws->n_vals || ws->off[v] == NN_NONE) return 0;
+    *off = ws->off[v];
+    *len = ws->len[v];
+    *first = ws->first[v];
+    *last = ws->last[v];
+    return 1;
+}
+
 crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, size_t rows,
                       float *y) {
-    if (g == NULL || ws == NULL || !g->finished || (rows > 0 && (x == NULL || y == NULL)))
-        return CRL_EINVAL;
+    if (!runnable(g) || ws == NULL || (rows > 0 && (x == NULL || y == NULL))) return CRL_EINVAL;
+    if (ws->graph_id != g->id) return CRL_ESHAPE; /* a workspace planned for another shape */
     if (rows > ws->max_rows) return CRL_ERANGE;
-    if (ws->max_width < g->max_width) return CRL_ESHAPE; /* a workspace planned for another graph */
     if (rows == 0) return CRL_OK;
     const crl_kernels_t *k = crl_kernels();
     int packed = g->packed_for == k; /* the packed weights are k's layout */
-    const float *cur = x;            /* where the current value is read from */
-    float *own = NULL; /* the same memory when it is ours to write (not the caller's x) */
-    size_t width = g->in_width;
-    for (size_t i = 0; i < g->n_ops; i++) {
-        const nn_node *n = &g->ops[i];
-        int last = i + 1 == g->n_ops;
-        float *dst;
-        if (n->op == CRL_NN_LINEAR) {
-            dst = last ? y : (own == ws->buf[0] ? ws->buf[1] : ws->buf[0]);
-            if (packed && n->wp)
-                k->linear_packed(cur, rows, n->in, n->wp, n->b, n->out, dst);
-            else
-                k->linear(cur, rows, n->in, n->w, n->b, n->out, dst);
-        } else {
-            dst = last ? y : (own ? own : ws->buf[0]);
-            if (dst != cur) memcpy(dst, cur, rows * width * sizeof(float));
-            run_elementwise(k, n, dst, rows);
+    /* The input is only ever read: no node writes value 0. */
+    ws->ptr[0] = (float *)(uintptr_t)x;
+    ws->ptr[g->output] = y;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const nn_node *n = &g->nodes[i];
+        const float *in[CRL_NN_MAX_INPUTS];
+        for (size_t j = 0; j < n->n_in; j++) {
+            const nn_value *v = &g->vals[n->in[j]];
+            in[j] = v->is_const ? v->data : ws->ptr[n->in[j]];
         }
-        cur = own = dst;
-        width = n->out;
+        exec_node(k, packed, n, rows, in, ws->ptr[n->out]);
     }
-    if (cur != y) memcpy(y, cur, rows * width * sizeof(float));
     return CRL_OK;
 }
 
 /* ---- memory pinning ------------------------------------------------------------------------ */
 
+static crl_status lock(const void *p, size_t floats, size_t *locked, crl_err *err) {
+    if (p == NULL || floats == 0) return CRL_OK;
+    crl_status st = crl_hw_mlock(p, floats * sizeof(float), err);
+    if (st == CRL_OK) *locked += floats * sizeof(float);
+    return st;
+}
+
 crl_status crl_nn_graph_mlock(const crl_nn_graph_t *g, size_t *locked, crl_err *err) {
-    for (size_t i = 0; i < g->n_ops; i++) {
-        const nn_node *n = &g->ops[i];
-        size_t nb = n->op == CRL_NN_LINEAR ? n->out : (n->op == CRL_NN_ADD_ROW ? n->out : 0);
-        if (n->w) {
-            crl_status st = crl_hw_mlock(n->w, n->in * n->out * sizeof(float), err);
-            if (st != CRL_OK) return st;
-            *locked += n->in * n->out * sizeof(float);
-        }
-        if (n->b && nb) {
-            crl_status st = crl_hw_mlock(n->b, nb * sizeof(float), err);
-            if (st != CRL_OK) return st;
-            *locked += nb * sizeof(float);
-        }
-        if (n->wp) {
-            crl_status st = crl_hw_mlock(n->wp, n->wp_n * sizeof(float), err);
-            if (st != CRL_OK) return st;
-            *locked += n->wp_n * sizeof(float);
-        }
+    crl_status st = CRL_OK;
+    for (size_t i = 0; i < g->n_nodes && st == CRL_OK; i++) {
+        const nn_node *n = &g->nodes[i];
+        st = lock(n->w, n->k_in * n->k_out, locked, err);
+        if (st == CRL_OK) st = lock(n->b, n->k_out, locked, err);
+        if (st == CRL_OK) st = lock(n->wp, n->wp_n, locked, err);
+        if (st == CRL_OK) st = lock(n->p, n->p_n, locked, err);
     }
-    return CRL_OK;
+    for (size_t v = 0; v < g->n_vals && st == CRL_OK; v++)
+        st = lock(g->vals[v].data, g->vals[v].row, locked, err);
+    return st;
 }
 
 crl_status crl_nn_ws_mlock(const crl_nn_ws_t *ws, size_t *locked, crl_err *err) {
-    size_t bytes = ws->max_rows * ws->max_width * sizeof(float);
-    for (int i = 0; i < 2; i++) {
-        crl_status st = crl_hw_mlock(ws->buf[i], bytes, err);
-        if (st != CRL_OK) return st;
-        *locked += bytes;
-    }
-    return CRL_OK;
+    return lock(ws->arena, ws->arena_n, locked, err);
 }

@@ -1,32 +1,112 @@
-/* graph.h: the policy network as carlarl runs it. A graph is an immutable list of operations over
- * 2-D row-major f32 values [rows x width]; `rows` is the batch and is given at run time. Weights
- * are 64-byte aligned and owned by the graph. Graphs are built through the builder functions below
- * (by the ONNX importer in model/onnx.c and by the built-in example policy), then frozen with
- * crl_nn_graph_finish, after which they may be shared read-only between threads.
+/* graph.h: the policy network as carlarl runs it. A graph is a list of nodes in topological order
+ * over tensor values. A value is either a constant (any static shape up to CRL_NN_MAX_RANK dims,
+ * owned by the graph) or a batched value [batch, d1, ..., dk] (k < CRL_NN_MAX_RANK) whose batch
+ * dimension is given at run time; every value is f32, row-major, so each batch row is contiguous.
+ * The graph has one batched input and one output; their widths (the product of the non-batch
+ * dims) are what callers see: x is [rows x input_width], y is [rows x output_width].
  *
- * Running needs a workspace (activation buffers), one per thread, planned for a maximum batch. */
+ * Graphs are built through the builder functions below (by the ONNX importer in model/onnx.c and
+ * by the built-in example policy), then frozen with crl_nn_graph_finish, which runs the passes
+ * (constant folding, BatchNorm and bias folding into LINEAR, dead-node removal) and packs weights;
+ * a finished graph may be shared read-only between threads.
+ *
+ * Running needs a workspace (one arena, planned from value lifetimes for a maximum batch), one per
+ * thread. */
 #ifndef CRL_NN_GRAPH_H
 #define CRL_NN_GRAPH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/status.h"
 
 typedef struct crl_nn_graph crl_nn_graph_t;
 typedef struct crl_nn_ws crl_nn_ws_t;
 
+#define CRL_NN_MAX_RANK 6 /* batch + 5 */
+#define CRL_NN_MAX_INPUTS 8
+
 typedef enum crl_nn_op {
-    CRL_NN_LINEAR, /* y = x W^T + b, W [out][in] */
+    CRL_NN_LINEAR, /* y = x W^T + b over the last axis, W [out][in] */
     CRL_NN_RELU,
     CRL_NN_TANH,
     CRL_NN_SIGMOID,
     CRL_NN_CLIP,    /* clamp to [lo, hi] */
-    CRL_NN_ADD_ROW, /* y = x + b (b broadcast over rows) */
+    CRL_NN_ADD_ROW, /* y = x + b (b broadcast over rows); the chain builder's form of ADD */
     CRL_NN_SCALE,   /* y = alpha * x */
+    /* Binary, numpy broadcasting. */
+    CRL_NN_ADD,
+    CRL_NN_SUB,
+    CRL_NN_MUL,
+    CRL_NN_DIV,
+    CRL_NN_POW,
+    /* Unary elementwise (alpha/beta below where they take parameters). */
+    CRL_NN_LEAKY_RELU, /* alpha */
+    CRL_NN_ELU,        /* alpha */
+    CRL_NN_SELU,       /* alpha, gamma in beta */
+    CRL_NN_SOFTPLUS,
+    CRL_NN_EXP,
+    CRL_NN_LOG,
+    CRL_NN_SQRT,
+    CRL_NN_ERF,
+    /* Structure. */
+    CRL_NN_SOFTMAX,     /* axis; flat2d: ONNX opset < 13 (over all dims from axis on) */
+    CRL_NN_LOG_SOFTMAX, /* same */
+    CRL_NN_CONCAT,      /* axis */
+    CRL_NN_RESHAPE,     /* to shape (same element count per row); also Flatten, (Un)Squeeze */
+    CRL_NN_EXPAND,      /* broadcast to shape */
+    CRL_NN_BATCHNORM,   /* inputs x, scale, bias, mean, var (constants); eps; channel axis 1 */
+    CRL_NN_LAYERNORM,   /* inputs x, scale, [bias] (constants); axis, eps */
+    CRL_NN_REDUCE_MEAN, /* axes, keepdims */
+    CRL_NN_ARGMAX,      /* axis, keepdims, select_last; the index as a float */
+    CRL_NN_COPY,        /* y = x; the output of a graph whose output is its input or a constant */
+    CRL_NN_OP_COUNT
 } crl_nn_op;
 
-/* Builder. A new graph takes an input of `in_width` features; each added op transforms the
- * current value. Ops are sequential: the current value flows from one op to the next. */
+/* A shape. When `batched`, d[0] is the run-time batch (its stored value is ignored). */
+typedef struct crl_nn_shape {
+    size_t rank;
+    int batched;
+    size_t d[CRL_NN_MAX_RANK];
+} crl_nn_shape;
+
+/* Node parameters; which fields an op reads is listed in crl_nn_op. */
+typedef struct crl_nn_attrs {
+    float alpha, beta;
+    float lo, hi;
+    float eps;
+    int64_t axis;
+    int keepdims;
+    int flat2d;
+    int select_last;
+    int64_t axes[CRL_NN_MAX_RANK];
+    size_t n_axes;
+    crl_nn_shape shape; /* RESHAPE / EXPAND target; for RESHAPE, batched iff the input is */
+} crl_nn_attrs;
+
+/* ---- general builder ----------------------------------------------------------------------- */
+
+/* A new graph whose input is batched with non-batch dims `dims` (1 to CRL_NN_MAX_RANK-1 of them,
+ * product 1..65536). The input is value 0. */
+crl_status crl_nn_graph_new_shaped(const size_t *dims, size_t n_dims, crl_nn_graph_t **out);
+/* A constant value: copies `data` (product of dims floats; rank 0 = a scalar). */
+crl_status crl_nn_graph_const(crl_nn_graph_t *g, const float *data, const size_t *dims, size_t rank,
+                              size_t *value, crl_err *err);
+/* A node of any op but LINEAR: infers and checks the output shape; *value is the output. */
+crl_status crl_nn_graph_node(crl_nn_graph_t *g, crl_nn_op op, const size_t *in, size_t n_in,
+                             const crl_nn_attrs *a, size_t *value, crl_err *err);
+/* LINEAR on the last axis of value `x` (which must have `in` there); copies w and b. */
+crl_status crl_nn_graph_linear(crl_nn_graph_t *g, size_t x, const float *w, const float *b,
+                               size_t in, size_t out, size_t *value, crl_err *err);
+crl_status crl_nn_graph_shape(const crl_nn_graph_t *g, size_t value, crl_nn_shape *s);
+/* The graph's output (by default the last value the chain builder made). */
+crl_status crl_nn_graph_set_output(crl_nn_graph_t *g, size_t value, crl_err *err);
+/* An all-default attribute set (keepdims 1, everything else 0). */
+void crl_nn_attrs_init(crl_nn_attrs *a);
+
+/* ---- chain builder: each call transforms the current value (the input at first) ------------- */
+
+/* A new graph whose input is [batch, in_width]. */
 crl_status crl_nn_graph_new(size_t in_width, crl_nn_graph_t **out);
 /* Copies w ([out][in], row-major) and b ([out], may be NULL = zeros). in must equal the current
  * width; the width becomes `out`. */
@@ -38,19 +118,27 @@ crl_status crl_nn_graph_add_clip(crl_nn_graph_t *g, float lo, float hi, crl_err 
 crl_status crl_nn_graph_add_scale(crl_nn_graph_t *g, float alpha, crl_err *err);
 /* b has `width` entries (the current width). */
 crl_status crl_nn_graph_add_row(crl_nn_graph_t *g, const float *b, size_t width, crl_err *err);
-/* Freezes the graph (runs simple passes such as folding ADD_ROW into a preceding LINEAR). */
+
+/* Freezes the graph: passes, checks, packing. Calling it again is a no-op. */
 crl_status crl_nn_graph_finish(crl_nn_graph_t *g, crl_err *err);
 void crl_nn_graph_free(crl_nn_graph_t *g); /* NULL-safe */
 
 size_t crl_nn_graph_input_width(const crl_nn_graph_t *g);
 size_t crl_nn_graph_output_width(const crl_nn_graph_t *g);
-size_t crl_nn_graph_num_ops(const crl_nn_graph_t *g);
+size_t crl_nn_graph_num_ops(const crl_nn_graph_t *g); /* nodes */
 crl_nn_op crl_nn_graph_op(const crl_nn_graph_t *g, size_t i);
+size_t crl_nn_graph_num_values(const crl_nn_graph_t *g);
 
 /* Workspace for batches of up to max_rows rows. Owned by the caller, used by one thread at a time.
  */
 crl_status crl_nn_ws_new(const crl_nn_graph_t *g, size_t max_rows, crl_nn_ws_t **out);
 void crl_nn_ws_free(crl_nn_ws_t *ws); /* NULL-safe */
+/* The memory plan, for tests: arena size in floats, and value v's slot (offset and length in
+ * floats) and live range [first, last] in node indexes. Returns 0 when v has no slot (the input,
+ * the output, constants). */
+size_t crl_nn_ws_arena_floats(const crl_nn_ws_t *ws);
+int crl_nn_ws_slot(const crl_nn_ws_t *ws, size_t v, size_t *off, size_t *len, size_t *first,
+                   size_t *last);
 
 /* x: [rows x input_width], y: [rows x output_width]; rows <= the workspace's max_rows.
  * Allocates nothing. */

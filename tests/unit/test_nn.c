@@ -1,6 +1,7 @@
 /* test_nn.c: the graph builder, its ADD_ROW fold, the workspace and the executor, checked against
  * values computed by hand, plus the errors a caller can provoke; weights packed at finish for one
- * kernel table and run under another. */
+ * kernel table and run under another; broadcasting, constant and BatchNorm folding, and the
+ * memory plan of the general graph. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -321,6 +322,189 @@ static void test_packed_graph_after_table_switch(void **state) {
     crl_kernels_select("generic");
 }
 
+/* Values given by id (the general builder), numpy broadcasting: [B,2,3] + [3], times [2,1]. */
+static void test_broadcast(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const size_t in_dims[] = {2, 3}, d3[] = {3}, d21[] = {2, 1}, d4[] = {4}, d223[] = {2, 2, 3};
+    const float c1[] = {1, 2, 3}, c2[] = {10, -1}, c4[4] = {0}, c223[12] = {0};
+    crl_nn_graph_t *g = NULL;
+    assert_int_equal(crl_nn_graph_new_shaped(in_dims, 2, &g), CRL_OK);
+    size_t k1, k2, k4, k223, s, m, bad;
+    assert_int_equal(crl_nn_graph_const(g, c1, d3, 1, &k1, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_const(g, c2, d21, 2, &k2, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_const(g, c4, d4, 1, &k4, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_const(g, c223, d223, 3, &k223, &err), CRL_OK);
+    size_t in[2] = {0, k4};
+    /* [3] vs [4] and a constant [2, ...] where the batch is: both refused, nothing added. */
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_ADD, in, 2, NULL, &bad, &err), CRL_ESHAPE);
+    in[1] = k223;
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_ADD, in, 2, NULL, &bad, &err), CRL_ESHAPE);
+    assert_non_null(strstr(err.msg, "batch"));
+    assert_int_equal(crl_nn_graph_num_ops(g), 0);
+    in[1] = k1;
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_ADD, in, 2, NULL, &s, &err), CRL_OK);
+    size_t in2[2] = {s, k2};
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_MUL, in2, 2, NULL, &m, &err), CRL_OK);
+    crl_nn_shape sh;
+    assert_int_equal(crl_nn_graph_shape(g, m, &sh), CRL_OK);
+    assert_int_equal(sh.rank, 3);
+    assert_true(sh.batched);
+    assert_int_equal(sh.d[1], 2);
+    assert_int_equal(sh.d[2], 3);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_input_width(g), 6);
+    assert_int_equal(crl_nn_graph_output_width(g), 6);
+    float x[12], y[12];
+    for (size_t i = 0; i < 12; i++)
+        x[i] = (float)i;
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 2, &ws), CRL_OK);
+    assert_int_equal(crl_nn_run(g, ws, x, 2, y), CRL_OK);
+    for (size_t r = 0; r < 2; r++)
+        for (size_t i = 0; i < 2; i++)
+            for (size_t j = 0; j < 3; j++) {
+                size_t e = r * 6 + i * 3 + j;
+                assert_true(y[e] == (x[e] + c1[j]) * c2[i]);
+            }
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
+/* exp(c) is computed at finish (constant folding); the ADD of that constant row after a LINEAR
+ * becomes its bias; a Tanh nobody reads is removed. One node is left. */
+static void test_constant_folding(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const float w[] = {1, 0, 0, 1}, c[] = {0, 1};
+    const size_t d2[] = {2};
+    crl_nn_graph_t *g = new_graph(2);
+    size_t k, e, lin, dead, out;
+    assert_int_equal(crl_nn_graph_const(g, c, d2, 1, &k, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_EXP, &k, 1, NULL, &e, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_linear(g, 0, w, NULL, 2, 2, &lin, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_TANH, &lin, 1, NULL, &dead, &err), CRL_OK);
+    size_t in[2] = {e, lin}; /* the constant first: either side folds */
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_ADD, in, 2, NULL, &out, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_set_output(g, out, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_num_ops(g), 4);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_num_ops(g), 1);
+    assert_int_equal(crl_nn_graph_op(g, 0), CRL_NN_LINEAR);
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 1, &ws), CRL_OK);
+    const float x[] = {3, -4};
+    float y[2];
+    assert_int_equal(crl_nn_run(g, ws, x, 1, y), CRL_OK);
+    assert_true(y[0] == 4.0f);
+    assert_true(fabs((double)y[1] - (-4.0 + exp(1.0))) <= 1e-6);
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
+/* BATCHNORM after a 2-D LINEAR folds into W and b: LINEAR RELU remain, same answers. */
+static void test_batchnorm_fold(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const float w[] = {1, 2, -1, 0.5f}, b[] = {0.5f, -1};
+    const float gam[] = {2, 0.5f}, bet[] = {0.1f, -0.2f}, mean[] = {1, -1}, var[] = {4, 0.25f};
+    const size_t d2[] = {2};
+    crl_nn_graph_t *g = new_graph(2);
+    size_t in[5], lin, bn, out;
+    assert_int_equal(crl_nn_graph_linear(g, 0, w, b, 2, 2, &lin, &err), CRL_OK);
+    in[0] = lin;
+    const float *p[] = {gam, bet, mean, var};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(crl_nn_graph_const(g, p[i], d2, 1, &in[i + 1], &err), CRL_OK);
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    a.eps = 1e-5f;
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_BATCHNORM, in, 5, &a, &bn, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_RELU, &bn, 1, NULL, &out, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_num_ops(g), 2);
+    assert_int_equal(crl_nn_graph_op(g, 0), CRL_NN_LINEAR);
+    assert_int_equal(crl_nn_graph_op(g, 1), CRL_NN_RELU);
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 3, &ws), CRL_OK);
+    const float x[] = {1, 2, -3, 0.5f, 0, 0};
+    float y[6];
+    assert_int_equal(crl_nn_run(g, ws, x, 3, y), CRL_OK);
+    for (size_t r = 0; r < 3; r++)
+        for (size_t o = 0; o < 2; o++) {
+            double h = w[o * 2] * x[r * 2] + w[o * 2 + 1] * x[r * 2 + 1] + b[o];
+            double ref = (h - mean[o]) * gam[o] / sqrt(var[o] + 1e-5) + bet[o];
+            ref = ref > 0 ? ref : 0;
+            assert_true(fabs((double)y[r * 2 + o] - ref) <= 1e-5);
+        }
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
+/* The memory plan: values whose live ranges meet never share memory, the arena is no larger
+ * than the sum of the slots, and a long chain reuses memory (smaller than the sum). */
+static void test_memory_plan(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const float w[] = {1, -1, 0.5f, 2, 0, 1, -1, 1, 1};
+    crl_nn_graph_t *g = new_graph(3);
+    size_t a, b, c, d, e, f, h, out;
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_TANH, (size_t[]){0}, 1, NULL, &a, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_SIGMOID, (size_t[]){0}, 1, NULL, &b, &err),
+                     CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_ADD, (size_t[]){a, b}, 2, NULL, &c, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_RELU, &c, 1, NULL, &d, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_MUL, (size_t[]){d, a}, 2, NULL, &e, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_SUB, (size_t[]){e, b}, 2, NULL, &f, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_EXP, &f, 1, NULL, &h, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_linear(g, h, w, NULL, 3, 3, &out, &err), CRL_OK);
+    for (int i = 0; i < 6; i++) /* a chain: each value dies right after its reader */
+        assert_int_equal(crl_nn_graph_add_act(g, i % 2 ? CRL_NN_TANH : CRL_NN_SIGMOID, &err),
+                         CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 5, &ws), CRL_OK);
+    size_t nv = crl_nn_graph_num_values(g), sum = 0, slots = 0;
+    for (size_t u = 0; u < nv; u++) {
+        size_t ou, lu, fu, tu;
+        if (!crl_nn_ws_slot(ws, u, &ou, &lu, &fu, &tu)) continue;
+        slots++;
+        sum += lu;
+        assert_true(lu >= 5 * 3);
+        assert_true(ou + lu <= crl_nn_ws_arena_floats(ws));
+        for (size_t v = u + 1; v < nv; v++) {
+            size_t ov, lv, fv, tv;
+            if (!crl_nn_ws_slot(ws, v, &ov, &lv, &fv, &tv)) continue;
+            if (fu <= tv && fv <= tu && ou < ov + lv && ov < ou + lu)
+                fail_msg("values %zu and %zu are live together and overlap in the arena", u, v);
+        }
+    }
+    assert_int_equal(slots, 13); /* every node's output but the graph's */
+    assert_true(crl_nn_ws_arena_floats(ws) < sum);
+
+    /* And the plan computes the right thing. */
+    float x[15], y[15];
+    for (size_t i = 0; i < 15; i++)
+        x[i] = (float)i / 7.0f - 1.0f;
+    assert_int_equal(crl_nn_run(g, ws, x, 5, y), CRL_OK);
+    for (size_t r = 0; r < 5; r++) {
+        double hv[3];
+        for (size_t i = 0; i < 3; i++) {
+            double xv = x[r * 3 + i], av = tanh(xv), bv = 1 / (1 + exp(-xv));
+            double dv = av + bv > 0 ? av + bv : 0;
+            hv[i] = exp(dv * av - bv);
+        }
+        for (size_t o = 0; o < 3; o++) {
+            double v = w[o * 3] * hv[0] + w[o * 3 + 1] * hv[1] + w[o * 3 + 2] * hv[2];
+            for (int i = 0; i < 6; i++)
+                v = i % 2 ? tanh(v) : 1 / (1 + exp(-v));
+            assert_true(fabs((double)y[r * 3 + o] - v) <= 1e-5);
+        }
+    }
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
 int main(void) {
     crl_kernels_select("generic");
     const struct CMUnitTest tests[] = {
@@ -332,6 +516,10 @@ int main(void) {
         cmocka_unit_test(test_weight_cap),
         cmocka_unit_test(test_run_errors),
         cmocka_unit_test(test_packed_graph_after_table_switch),
+        cmocka_unit_test(test_broadcast),
+        cmocka_unit_test(test_constant_folding),
+        cmocka_unit_test(test_batchnorm_fold),
+        cmocka_unit_test(test_memory_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
