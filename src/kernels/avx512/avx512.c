@@ -48,6 +48,7 @@
 #define KC (PACK_FLOATS / PANEL) /* inputs per packed chunk */
 /* Below this many rows the packed path skips the packing (linear_fma_rows; measured). */
 #define PACK_MIN_ROWS 4
+#define PANEL_ALIGN 64 /* the stack panel of linear_panels */
 /* A last group of this many pairs or fewer is done one dot product at a time. */
 #define SMALL_GROUP 4
 
@@ -234,120 +235,8 @@ static inline __attribute__((always_inline)) void block(int nr, const float *x, 
  * than the rows themselves): per output, start from the bias (or +0) and add x[k] * w[o][k] with
  * one fused multiply-add per k in input order, exactly as block() does in each lane, so the
  * result has the same bits (batch invariance). */
-static void linear_fma_rows(const float *x, size_t rows, size_t in, const float *w, const float *b,
-                            size_t out, float *y) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * in;
-        size_t o = 0;
-        /* Eight independent chains at a time: one chain alone would wait on FMA latency. */
-        for (; o + 8 <= out; o += 8) {
-            float acc[8];
-            for (int j = 0; j < 8; j++)
-                acc[j] = b ? b[o + (size_t)j] : 0.0f;
-            for (size_t k = 0; k < in; k++) {
-                float xk = xr[k];
-                for (int j = 0; j < 8; j++)
-                    acc[j] = fmaf(xk, w[(o + (size_t)j) * in + k], acc[j]);
-            }
-            for (int j = 0; j < 8; j++)
-                y[r * out + o + (size_t)j] = acc[j];
-        }
-        for (; o < out; o++) {
-            const float *wo = w + o * in;
-            float acc = b ? b[o] : 0.0f;
-            for (size_t k = 0; k < in; k++)
-                acc = fmaf(xr[k], wo[k], acc);
-            y[r * out + o] = acc;
-        }
-    }
-}
+#include "kernels/panels.h"
 
-static void linear_panels(const float *x, size_t rows, size_t in, const float *w, const float *b,
-                          size_t out, float *y) {
-    float pk[KC * PANEL] __attribute__((aligned(64)));
-    for (size_t o0 = 0; o0 < out; o0 += PANEL) {
-        size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
-        for (size_t k0 = 0; k0 < in; k0 += KC) {
-            size_t kc = in - k0 < KC ? in - k0 : KC;
-            /* pk[k][c] = w[o0 + c][k0 + k], zero past the last output. Written row by row:
-             * contiguous stores, strided loads. */
-            const float *wp = w + o0 * in + k0;
-            for (size_t k = 0; k < kc; k++) {
-                float *pr = pk + k * PANEL;
-                size_t c = 0;
-                for (; c < ow; c++)
-                    pr[c] = wp[c * in + k];
-                for (; c < PANEL; c++)
-                    pr[c] = 0.0f;
-            }
-            const float *bo = b ? b + o0 : NULL;
-            int first = k0 == 0;
-            size_t r = 0;
-            for (; r + RB <= rows; r += RB)
-                block(RB, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow);
-            for (; r < rows; r++)
-                block(1, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow);
-        }
-    }
-}
-
-static void avx512_linear(const float *x, size_t rows, size_t in, const float *w, const float *b,
-                          size_t out, float *y) {
-    if (rows == 0 || out == 0) return;
-    if (in == 0) { /* empty sums: the bias alone */
-        for (size_t r = 0; r < rows; r++)
-            for (size_t o = 0; o < out; o++)
-                y[r * out + o] = b ? b[o] : 0.0f;
-        return;
-    }
-    if (out >= VW && in < VW) {
-        if (rows < PACK_MIN_ROWS)
-            linear_fma_rows(x, rows, in, w, b, out, y);
-        else
-            linear_panels(x, rows, in, w, b, out, y);
-    } else {
-        linear_dot(x, rows, in, w, b, out, y);
-    }
-}
-
-/* Packing pays for the "packed" shapes only; in < VW <= KC, so W is one chunk of inputs. The dot
- * shapes read W row by row as stored: a transposed layout (the same FMAs with reduce16's tree as
- * vertical adds) measured no faster, so they are not packed. */
-static size_t avx512_pack_size(size_t in, size_t out) {
-    if (!(out >= VW && in < VW) || in == 0) return 0;
-    return (out + PANEL - 1) / PANEL * in * PANEL;
-}
-
-/* Panel p is [in][PANEL]: packed[p][k][c] = w[p * PANEL + c][k], zero past the last output. The
- * same values linear_panels builds on its stack on every call. */
-static void avx512_pack(const float *w, size_t in, size_t out, float *packed) {
-    for (size_t o0 = 0; o0 < out; o0 += PANEL) {
-        float *pk = packed + o0 / PANEL * in * PANEL;
-        size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
-        for (size_t k = 0; k < in; k++)
-            for (size_t c = 0; c < PANEL; c++)
-                pk[k * PANEL + c] = c < ow ? w[(o0 + c) * in + k] : 0.0f;
-    }
-}
-
-/* linear for a W packed by avx512_pack: block() on every row count, so the same bits as
- * linear_panels and linear_fma_rows. */
-static void avx512_linear_packed(const float *x, size_t rows, size_t in, const float *packed,
-                                 const float *b, size_t out, float *y) {
-    if (rows == 0 || out == 0) return;
-    for (size_t o0 = 0; o0 < out; o0 += PANEL) {
-        const float *pk = packed + o0 / PANEL * in * PANEL;
-        size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
-        const float *bo = b ? b + o0 : NULL;
-        size_t r = 0;
-        for (; r + RB <= rows; r += RB)
-            block(RB, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow);
-        for (; r < rows; r++)
-            block(1, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow);
-    }
-}
-
-/* "x < 0 ? 0 : x": an ordered less-than is false for NaN, so NaN passes through as in generic. */
 static void avx512_relu(float *x, size_t n) {
     const __m512 zero = _mm512_setzero_ps();
     for (size_t i = 0; i < n; i += VW) {
@@ -420,16 +309,16 @@ static void avx512_scale(float *x, size_t n, float alpha) {
 
 static const crl_kernels_t avx512_table = {
     .name = "avx512",
-    .linear = avx512_linear,
+    .linear = simd_linear,
     .relu = avx512_relu,
     .tanh = avx512_tanh,
     .sigmoid = avx512_sigmoid,
     .clip = avx512_clip,
     .add_row = avx512_add_row,
     .scale = avx512_scale,
-    .pack_size = avx512_pack_size,
-    .pack = avx512_pack,
-    .linear_packed = avx512_linear_packed,
+    .pack_size = simd_pack_size,
+    .pack = simd_pack,
+    .linear_packed = simd_linear_packed,
 };
 
 const crl_kernels_t *crl_kernels_avx512(void) {
