@@ -181,10 +181,11 @@ typedef struct onnx_node {
 } onnx_node;
 
 typedef struct onnx_attr {
-    int has_f, has_i, has_t;
+    int has_f, has_i, has_t, has_s;
     float f;
     int64_t i;
     pb_span t;
+    pb_span s; /* a string (auto_pad) */
 } onnx_attr;
 
 typedef struct onnx_model {
@@ -362,7 +363,10 @@ static int node_attr(const onnx_node *n, const char *name, onnx_attr *a) {
             } else if (g.num == 5 && g.wt == PB_LEN) {
                 a->t = g.s;
                 a->has_t = 1;
-            } else if (g.num == 1 || g.num == 2 || g.num == 3 || g.num == 5) {
+            } else if (g.num == 4 && g.wt == PB_LEN) {
+                a->s = g.s;
+                a->has_s = 1;
+            } else if (g.num == 1 || g.num == 2 || g.num == 3 || g.num == 4 || g.num == 5) {
                 return -1;
             }
         }
@@ -1234,6 +1238,69 @@ static crl_status lower_norm(lower_ctx *c, int layer) {
     return emit(c, layer ? CRL_NN_LAYERNORM : CRL_NN_BATCHNORM, in, n, &a);
 }
 
+/* A repeated-int attribute of exactly `want` non-negative values (kernel_shape, strides, pads,
+ * dilations of a 2-D op) into dst; left alone when absent. */
+static crl_status attr_dims(const lower_ctx *c, const char *name, size_t want, size_t *dst) {
+    int64_t v[4];
+    size_t n = 0;
+    int found = 0;
+    crl_status st = attr_ints(c, name, v, 4, &n, &found);
+    if (st != CRL_OK || !found) return st;
+    if (n != want)
+        return node_err(c, CRL_EUNSUPPORTED,
+                        "attribute '%s' has %zu values; only 2-D (%zu values) is supported", name,
+                        n, want);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < 0 || v[i] > (int64_t)1 << 16)
+            return node_err(c, CRL_EFORMAT, "attribute '%s' has the value %lld", name,
+                            (long long)v[i]);
+        dst[i] = (size_t)v[i];
+    }
+    return CRL_OK;
+}
+
+/* Conv, MaxPool, AveragePool (2-D, NCHW). */
+static crl_status lower_spatial(lower_ctx *c, crl_nn_op op) {
+    static const char *const pads[] = {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"};
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    onnx_attr at;
+    int found = 0;
+    int64_t grp = 1, ceil = 0, cip = 0; /* storage_order only shapes the Indices output */
+    size_t in[3], n = 0;
+    crl_status st = op == CRL_NN_CONV ? want_inputs(c, 2, 3) : want_inputs(c, 1, 1);
+    if (st == CRL_OK) st = attr_dims(c, "kernel_shape", 2, a.kernel);
+    if (st == CRL_OK) st = attr_dims(c, "strides", 2, a.strides);
+    if (st == CRL_OK) st = attr_dims(c, "dilations", 2, a.dilations);
+    if (st == CRL_OK) st = attr_dims(c, "pads", 4, a.pads);
+    if (st == CRL_OK) st = attr_get(c, "auto_pad", &at, &found);
+    if (st == CRL_OK && found) {
+        size_t k = 0;
+        while (k < 4 && !(at.has_s && span_is(at.s, pads[k])))
+            k++;
+        if (k == 4)
+            return node_err(c, CRL_EUNSUPPORTED,
+                            "auto_pad is not one of NOTSET, VALID, "
+                            "SAME_UPPER, SAME_LOWER");
+        a.auto_pad = (int)k;
+    }
+    if (st == CRL_OK && op == CRL_NN_CONV) st = attr_int(c, "group", 1, &grp);
+    if (st == CRL_OK && op != CRL_NN_CONV) st = attr_int(c, "ceil_mode", 0, &ceil);
+    if (st == CRL_OK && op == CRL_NN_AVGPOOL) st = attr_int(c, "count_include_pad", 0, &cip);
+    if (st != CRL_OK) return st;
+    if (grp < 1 || grp > (int64_t)1 << 16)
+        return node_err(c, CRL_EFORMAT, "group %lld is not positive", (long long)grp);
+    if (op != CRL_NN_CONV && (a.kernel[0] == 0 || a.kernel[1] == 0))
+        return node_err(c, CRL_EFORMAT, "needs a 2-D kernel_shape of positive values");
+    a.group = (size_t)grp;
+    a.ceil_mode = ceil != 0;
+    a.count_include_pad = cip != 0;
+    for (size_t i = 0; i < c->node.n_in && st == CRL_OK; i++)
+        if (c->node.in[i].n) st = get_value(c, i, &in[n++]);
+    if (st != CRL_OK) return st;
+    return emit(c, op, in, n, &a);
+}
+
 static crl_status lower_reduce_mean(lower_ctx *c) {
     int64_t keep;
     int found;
@@ -1355,6 +1422,10 @@ static crl_status lower_node(lower_ctx *c) {
     if (is_op(c, "BatchNormalization")) return lower_norm(c, 0);
     if (is_op(c, "LayerNormalization")) return lower_norm(c, 1);
     if (is_op(c, "ReduceMean")) return lower_reduce_mean(c);
+    if (is_op(c, "Conv")) return lower_spatial(c, CRL_NN_CONV);
+    if (is_op(c, "MaxPool")) return lower_spatial(c, CRL_NN_MAXPOOL);
+    if (is_op(c, "AveragePool")) return lower_spatial(c, CRL_NN_AVGPOOL);
+    if (is_op(c, "GlobalAveragePool")) return lower_unary(c, CRL_NN_GLOBAL_AVGPOOL, NULL);
     if (is_op(c, "ArgMax")) return lower_argmax(c);
     return node_err(c, CRL_EUNSUPPORTED, "unsupported operator");
 }

@@ -63,6 +63,7 @@ struct crl_nn_graph {
     int finished;
     uint64_t id;    /* plan_key(), set at finish */
     size_t max_row; /* the widest batched value, floats per row */
+    size_t scratch; /* floats of per-node scratch (CONV's im2col), at the arena's end */
     size_t *first;  /* per value: producing node, at finish */
     size_t *last;   /* per value: last node reading it */
     const crl_kernels_t *packed_for;
@@ -73,6 +74,7 @@ struct crl_nn_ws {
     size_t max_rows, n_vals;
     float *arena;
     size_t arena_n;
+    size_t scratch_off; /* g->scratch floats of node scratch at this offset in the arena */
     size_t *off, *len, *first, *last; /* per value; off NN_NONE = no slot */
     float **ptr;                      /* per value, filled by crl_nn_run */
 };
@@ -340,6 +342,100 @@ static crl_status param_input(const crl_nn_graph_t *g, size_t v, size_t n, int a
     return CRL_OK;
 }
 
+#define NN_MAX_SPATIAL ((size_t)1 << 16) /* kernel, stride, dilation, pad: sanity bound */
+
+/* CONV / pools: resolves defaults and auto_pad into a->kernel/strides/dilations/pads (so the
+ * executor reads plain numbers) and sets the output's H and W. */
+static crl_status infer_spatial(nn_node *n, const crl_nn_shape *s, crl_err *err) {
+    crl_nn_attrs *a = &n->a;
+    int ap = a->auto_pad;
+    if (ap < CRL_NN_PAD_NOTSET || ap > CRL_NN_PAD_SAME_LOWER)
+        return crl_err_set(err, CRL_EINVAL, "unknown auto_pad %d", ap);
+    for (size_t i = 0; i < 2; i++) {
+        size_t in = s->d[2 + i];
+        if (a->strides[i] == 0) a->strides[i] = 1;
+        if (a->dilations[i] == 0) a->dilations[i] = 1;
+        size_t k = a->kernel[i], st = a->strides[i], dl = a->dilations[i];
+        if (k == 0 || k > NN_MAX_SPATIAL || st > NN_MAX_SPATIAL || dl > NN_MAX_SPATIAL ||
+            a->pads[i] > NN_MAX_SPATIAL || a->pads[i + 2] > NN_MAX_SPATIAL)
+            return crl_err_set(err, CRL_EUNSUPPORTED,
+                               "kernel %zu, stride %zu, dilation %zu or pads %zu/%zu are outside "
+                               "1..%zu",
+                               k, st, dl, a->pads[i], a->pads[i + 2], NN_MAX_SPATIAL);
+        size_t ek = (k - 1) * dl + 1, out;
+        if (ap == CRL_NN_PAD_SAME_UPPER || ap == CRL_NN_PAD_SAME_LOWER) {
+            out = (in + st - 1) / st;
+            size_t need = (out - 1) * st + ek, total = need > in ? need - in : 0;
+            size_t small = total / 2, big = total - small;
+            a->pads[i] = ap == CRL_NN_PAD_SAME_UPPER ? small : big;
+            a->pads[i + 2] = ap == CRL_NN_PAD_SAME_UPPER ? big : small;
+        } else {
+            if (ap == CRL_NN_PAD_VALID) a->pads[i] = a->pads[i + 2] = 0;
+            size_t padded = in + a->pads[i] + a->pads[i + 2];
+            if (padded < ek)
+                return crl_err_set(err, CRL_ESHAPE,
+                                   "the %zu-wide kernel (dilated) does not fit the padded input "
+                                   "of %zu",
+                                   ek, padded);
+            out = (padded - ek) / st + 1;
+            if (a->ceil_mode && (padded - ek) % st != 0) {
+                out++;
+                /* The last window must start inside the input or its leading pad (torch). */
+                if ((out - 1) * st >= in + a->pads[i]) out--;
+            }
+        }
+        n->osh.d[2 + i] = out;
+    }
+    a->auto_pad = CRL_NN_PAD_NOTSET;
+    return CRL_OK;
+}
+
+static crl_status infer_conv(crl_nn_graph_t *g, nn_node *n, crl_err *err) {
+    const crl_nn_shape *s = &n->ish[0];
+    crl_nn_attrs *a = &n->a;
+    if (n->n_in != 2 && n->n_in != 3) return crl_err_set(err, CRL_EINVAL, "takes 2 or 3 inputs");
+    const nn_value *wv = &g->vals[n->in[1]];
+    if (!wv->is_const || wv->s.rank != 4)
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "the weight must be a constant [M, C/group, kH, kW] (2-D convolution)");
+    size_t m = wv->s.d[0], cg = wv->s.d[1], grp = a->group ? a->group : 1;
+    a->group = grp;
+    for (size_t i = 0; i < 2; i++) {
+        if (a->kernel[i] != 0 && a->kernel[i] != wv->s.d[2 + i])
+            return crl_err_set(err, CRL_ESHAPE, "kernel_shape %zu does not match the weight's %zu",
+                               a->kernel[i], wv->s.d[2 + i]);
+        a->kernel[i] = wv->s.d[2 + i];
+    }
+    if (cg * grp != s->d[1] || m % grp != 0)
+        return crl_err_set(err, CRL_ESHAPE,
+                           "%zu input channels, %zu output channels and group %zu do not match a "
+                           "weight of %zu channels per group",
+                           s->d[1], m, grp, cg);
+    crl_status st = infer_spatial(n, s, err);
+    if (st != CRL_OK) return st;
+    if (wv->row / m > NN_MAX_WS_FLOATS / (n->osh.d[2] * n->osh.d[3]))
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "the convolution's im2col matrix (%zu x %zu) is larger than %zu floats",
+                           n->osh.d[2] * n->osh.d[3], wv->row / m, NN_MAX_WS_FLOATS);
+    n->osh.d[1] = m;
+    n->k_out = m;
+    n->k_in = wv->row / m;
+    if (g->n_weights > NN_MAX_WEIGHTS - wv->row - m)
+        return crl_err_set(err, CRL_ENOMEM, "graph weights exceed the limit of %zu floats",
+                           NN_MAX_WEIGHTS);
+    n->w = alloc_floats(wv->row);
+    if (n->w == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory for a convolution");
+    memcpy(n->w, wv->data, wv->row * sizeof(float));
+    if (n->n_in == 3) {
+        n->b = alloc_floats(m);
+        if (n->b == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory");
+        if ((st = param_input(g, n->in[2], m, 0, "bias", n->b, err)) != CRL_OK) return st;
+    }
+    g->n_weights += wv->row + m;
+    n->n_in = 1; /* W and B live in the node now */
+    return CRL_OK;
+}
+
 /* Fills n->osh (and n->p for the ops that take constant parameters) from the inputs. */
 static crl_status infer(crl_nn_graph_t *g, nn_node *n, crl_err *err) {
     const crl_nn_shape *s = &n->ish[0];
@@ -354,6 +450,22 @@ static crl_status infer(crl_nn_graph_t *g, nn_node *n, crl_err *err) {
         return bcast_shape(&n->ish[0], &n->ish[1], &n->osh, err);
     }
     switch (n->op) {
+    case CRL_NN_CONV:
+    case CRL_NN_MAXPOOL:
+    case CRL_NN_AVGPOOL:
+    case CRL_NN_GLOBAL_AVGPOOL:
+        if (s->rank != 4)
+            return crl_err_set(err, CRL_EUNSUPPORTED,
+                               "only 2-D NCHW inputs [batch, C, H, W] are supported, this one "
+                               "has %zu dimensions",
+                               s->rank);
+        if (n->op == CRL_NN_CONV) return infer_conv(g, n, err);
+        if (n->n_in != 1) return crl_err_set(err, CRL_EINVAL, "takes 1 input");
+        if (n->op == CRL_NN_GLOBAL_AVGPOOL) {
+            n->osh.d[2] = n->osh.d[3] = 1;
+            return CRL_OK;
+        }
+        return infer_spatial(n, s, err);
     case CRL_NN_SOFTMAX:
     case CRL_NN_LOG_SOFTMAX:
     case CRL_NN_ARGMAX:
@@ -794,9 +906,86 @@ static void run_reduce_mean(const nn_node *n, const float *x, const size_t *d, s
         y[i] /= (float)cnt;
 }
 
-/* Runs one node with concrete batch `rows` (ignored when nothing is batched). */
+/* Floats of scratch a node needs: CONV's im2col matrix for one image and one group. */
+static size_t node_scratch(const nn_node *n) {
+    if (n->op != CRL_NN_CONV) return 0;
+    return n->k_in * n->osh.d[2] * n->osh.d[3];
+}
+
+/* Convolution as one GEMM per image and group: the im2col matrix col[p][q] (p an output pixel,
+ * q = (c, ki, kj) in W's order, zero where the window hits padding) is the `w` of the kernel
+ * table's linear and the group's filters are its rows, so y[m][p] = W[m] . col[p] comes out in
+ * NCHW order directly. */
+static void run_conv(const crl_kernels_t *k, const nn_node *n, const size_t *d, const size_t *od,
+                     const float *x, float *col, float *y) {
+    const crl_nn_attrs *a = &n->a;
+    size_t grp = a->group, cg = d[1] / grp, mg = n->k_out / grp, kin = n->k_in;
+    size_t h = d[2], w = d[3], oh = od[2], ow = od[3], np = oh * ow, kh = a->kernel[0],
+           kw = a->kernel[1];
+    for (size_t b = 0; b < d[0]; b++)
+        for (size_t gi = 0; gi < grp; gi++) {
+            const float *xg = x + (b * d[1] + gi * cg) * h * w;
+            for (size_t oy = 0; oy < oh; oy++)
+                for (size_t ox = 0; ox < ow; ox++) {
+                    float *cp = col + (oy * ow + ox) * kin;
+                    for (size_t c = 0; c < cg; c++)
+                        for (size_t ki = 0; ki < kh; ki++) {
+                            /* iy = oy*s - pad + ki*dil, as unsigned arithmetic: out of range
+                             * (negative wraps) is >= h. */
+                            size_t iy = oy * a->strides[0] + ki * a->dilations[0] - a->pads[0];
+                            for (size_t kj = 0; kj < kw; kj++) {
+                                size_t ix = ox * a->strides[1] + kj * a->dilations[1] - a->pads[1];
+                                *cp++ = (iy < h && ix < w) ? xg[(c * h + iy) * w + ix] : 0.0f;
+                            }
+                        }
+                }
+            float *yg = y + (b * n->k_out + gi * mg) * np;
+            k->linear(n->w + gi * mg * kin, mg, kin, col, NULL, np, yg);
+            if (n->b)
+                for (size_t m = 0; m < mg; m++)
+                    for (size_t p = 0; p < np; p++)
+                        yg[m * np + p] += n->b[gi * mg + m];
+        }
+}
+
+static void run_pool(const nn_node *n, const size_t *d, const size_t *od, const float *x,
+                     float *y) {
+    const crl_nn_attrs *a = &n->a;
+    size_t h = d[2], w = d[3], oh = od[2], ow = od[3];
+    int is_max = n->op == CRL_NN_MAXPOOL;
+    for (size_t pl = 0; pl < d[0] * d[1]; pl++) {
+        const float *xp = x + pl * h * w;
+        for (size_t oy = 0; oy < oh; oy++)
+            for (size_t ox = 0; ox < ow; ox++) {
+                float mx = -INFINITY;
+                double sum = 0;
+                size_t cnt = 0, cnt_pad = 0;
+                for (size_t ki = 0; ki < a->kernel[0]; ki++) {
+                    size_t py = oy * a->strides[0] + ki * a->dilations[0]; /* padded coords */
+                    if (py >= h + a->pads[0] + a->pads[2]) continue;
+                    for (size_t kj = 0; kj < a->kernel[1]; kj++) {
+                        size_t px = ox * a->strides[1] + kj * a->dilations[1];
+                        if (px >= w + a->pads[1] + a->pads[3]) continue;
+                        cnt_pad++;
+                        size_t iy = py - a->pads[0], ix = px - a->pads[1];
+                        if (iy >= h || ix >= w) continue;
+                        float v = xp[iy * w + ix];
+                        if (v > mx || isnan(v)) mx = v;
+                        sum += v;
+                        cnt++;
+                    }
+                }
+                size_t div = a->count_include_pad ? cnt_pad : cnt;
+                y[(pl * oh + oy) * ow + ox] =
+                    is_max ? mx : (div ? (float)(sum / (double)div) : 0.0f);
+            }
+    }
+}
+
+/* Runs one node with concrete batch `rows` (ignored when nothing is batched). `scratch` holds
+ * node_scratch(n) floats. */
 static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size_t rows,
-                      const float *const *in, float *y) {
+                      const float *const *in, float *y, float *scratch) {
     size_t d[CRL_NN_MAX_RANK], od[CRL_NN_MAX_RANK];
     size_t r = n->ish[0].rank;
     concrete(&n->ish[0], rows, d);
@@ -917,6 +1106,23 @@ static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size
     case CRL_NN_REDUCE_MEAN:
         run_reduce_mean(n, x, d, r, y);
         return;
+    case CRL_NN_CONV:
+        run_conv(k, n, d, od, x, scratch, y);
+        return;
+    case CRL_NN_MAXPOOL:
+    case CRL_NN_AVGPOOL:
+        run_pool(n, d, od, x, y);
+        return;
+    case CRL_NN_GLOBAL_AVGPOOL: {
+        size_t hw = d[2] * d[3];
+        for (size_t pl = 0; pl < d[0] * d[1]; pl++) {
+            double sum = 0;
+            for (size_t i = 0; i < hw; i++)
+                sum += x[pl * hw + i];
+            y[pl] = (float)(sum / (double)hw);
+        }
+        return;
+    }
     case CRL_NN_OP_COUNT:
         return;
     }
@@ -964,8 +1170,14 @@ static crl_status fold_constants(crl_nn_graph_t *g, crl_err *err) {
             return crl_err_set(err, CRL_ENOMEM, "folded constants exceed the limit of %zu floats",
                                NN_MAX_WEIGHTS);
         float *data = alloc_floats(v->row);
-        if (data == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory folding constants");
-        exec_node(k, 0, n, 1, in, data);
+        float *scratch = alloc_floats(node_scratch(n));
+        if (data == NULL || scratch == NULL) {
+            free(data);
+            free(scratch);
+            return crl_err_set(err, CRL_ENOMEM, "out of memory folding constants");
+        }
+        exec_node(k, 0, n, 1, in, data, scratch);
+        free(scratch);
         v->data = data;
         v->is_const = 1;
         g->n_weights += v->row;
@@ -1047,12 +1259,14 @@ static crl_status fold_into_linear(crl_nn_graph_t *g, crl_err *err) {
         }
         if (prod_of[src] == NN_NONE || uses[src] != 1 || src == g->output) continue;
         nn_node *lin = &g->nodes[prod_of[src]];
-        if (lin->op != CRL_NN_LINEAR || lin->dead) continue;
+        /* A CONV takes a following BATCHNORM (its channels are W's rows), nothing else. */
+        int conv_bn = lin->op == CRL_NN_CONV && n->op == CRL_NN_BATCHNORM;
+        if ((lin->op != CRL_NN_LINEAR && !conv_bn) || lin->dead) continue;
         size_t o = lin->k_out;
         const float *row = NULL, *scale = NULL;
         size_t step = 1;
         if (n->op == CRL_NN_BATCHNORM) {
-            if (lin->osh.rank != 2) continue;
+            if (lin->osh.rank != 2 && !conv_bn) continue;
             scale = n->p;
             row = n->p + o;
         } else if (n->op == CRL_NN_ADD_ROW) {
@@ -1162,7 +1376,8 @@ static uint64_t plan_key(const crl_nn_graph_t *g) {
         if (v == g->n_vals) {
             words[0] = g->n_vals;
             words[1] = g->output;
-            words[2] = words[3] = words[4] = words[5] = 0;
+            words[2] = g->scratch;
+            words[3] = words[4] = words[5] = 0;
         } else {
             words[0] = g->first[v];
             words[1] = g->last[v];
@@ -1213,6 +1428,7 @@ crl_status crl_nn_graph_finish(crl_nn_graph_t *g, crl_err *err) {
     for (size_t i = 0; i < g->n_nodes; i++) {
         const nn_node *n = &g->nodes[i];
         g->first[n->out] = g->last[n->out] = i;
+        if (node_scratch(n) > g->scratch) g->scratch = node_scratch(n);
         for (size_t j = 0; j < n->n_in; j++)
             g->last[n->in[j]] = i;
     }
@@ -1308,7 +1524,10 @@ static crl_status plan(const crl_nn_graph_t *g, crl_nn_ws_t *ws) {
         ws->len[v] = slots[i].len;
         if (off + slots[i].len > top) top = off + slots[i].len;
     }
-    ws->arena_n = top;
+    /* Node scratch (im2col) is used only inside one node, after its inputs are read into it and
+     * before its output is complete, so it cannot share with any value: it goes after them. */
+    ws->arena_n = top + ((g->scratch + 15) & ~(size_t)15);
+    ws->scratch_off = top;
     free(slots);
     free(near);
     return CRL_OK;
@@ -1319,6 +1538,7 @@ crl_status crl_nn_ws_new(const crl_nn_graph_t *g, size_t max_rows, crl_nn_ws_t *
     *out = NULL;
     if (!runnable(g) || max_rows == 0) return CRL_EINVAL;
     if (max_rows > NN_MAX_WS_FLOATS / (g->max_row ? g->max_row : 1)) return CRL_ENOMEM;
+    if (g->scratch > NN_MAX_WS_FLOATS) return CRL_ENOMEM;
     crl_nn_ws_t *ws = calloc(1, sizeof(*ws));
     if (ws == NULL) return CRL_ENOMEM;
     ws->graph_id = g->id;
@@ -1386,7 +1606,7 @@ crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, 
             const nn_value *v = &g->vals[n->in[j]];
             in[j] = v->is_const ? v->data : ws->ptr[n->in[j]];
         }
-        exec_node(k, packed, n, rows, in, ws->ptr[n->out]);
+        exec_node(k, packed, n, rows, in, ws->ptr[n->out], ws->arena + ws->scratch_off);
     }
     return CRL_OK;
 }

@@ -60,6 +60,12 @@ typedef enum crl_nn_op {
     CRL_NN_REDUCE_MEAN, /* axes, keepdims */
     CRL_NN_ARGMAX,      /* axis, keepdims, select_last; the index as a float */
     CRL_NN_COPY,        /* y = x; the output of a graph whose output is its input or a constant */
+    /* 2-D spatial ops over NCHW values [batch, C, H, W]; kernel, strides, pads, dilations,
+     * auto_pad below. */
+    CRL_NN_CONV,           /* inputs x, W [M][C/group][kH][kW], [bias M] (constants); group */
+    CRL_NN_MAXPOOL,        /* kernel (required), ceil_mode; padding never wins the max */
+    CRL_NN_AVGPOOL,        /* kernel (required), ceil_mode, count_include_pad */
+    CRL_NN_GLOBAL_AVGPOOL, /* mean over H, W: [batch, C, 1, 1] */
     CRL_NN_OP_COUNT
 } crl_nn_op;
 
@@ -82,7 +88,16 @@ typedef struct crl_nn_attrs {
     int64_t axes[CRL_NN_MAX_RANK];
     size_t n_axes;
     crl_nn_shape shape; /* RESHAPE / EXPAND target; for RESHAPE, batched iff the input is */
+    /* CONV / MAXPOOL / AVGPOOL. 0 means the default: strides and dilations 1, group 1, the
+     * kernel from W (CONV). pads are ONNX's order: top, left, bottom, right. */
+    size_t kernel[2], strides[2], dilations[2], pads[4];
+    size_t group;
+    int auto_pad; /* CRL_NN_PAD_*: the pads computed from the input size override `pads` */
+    int ceil_mode;
+    int count_include_pad;
 } crl_nn_attrs;
+
+enum { CRL_NN_PAD_NOTSET, CRL_NN_PAD_VALID, CRL_NN_PAD_SAME_UPPER, CRL_NN_PAD_SAME_LOWER };
 
 /* ---- general builder ----------------------------------------------------------------------- */
 

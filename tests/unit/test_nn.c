@@ -1,7 +1,8 @@
 /* test_nn.c: the graph builder, its ADD_ROW fold, the workspace and the executor, checked against
  * values computed by hand, plus the errors a caller can provoke; weights packed at finish for one
  * kernel table and run under another; broadcasting, constant and BatchNorm folding, and the
- * memory plan of the general graph. */
+ * memory plan of the general graph; Conv (strides, pads, auto_pad, dilations, groups, bias, a
+ * folded BatchNorm) and the pools against a naive reference, on every kernel table. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "hw/hw.h"
 #include "kernels/kernels.h"
 #include "nn/graph.h"
 
@@ -505,6 +507,419 @@ static void test_memory_plan(void **state) {
     crl_nn_graph_free(g);
 }
 
+/* ---- convolutions and pools ----------------------------------------------------------------- */
+
+typedef struct sp_case {
+    size_t n, c, h, w;                /* input */
+    size_t m, grp, kh, kw;            /* CONV: filters, group; kernel */
+    size_t sh, sw, dh, dw;            /* strides, dilations */
+    size_t pt, pl, pb, pr;            /* pads, resolved */
+    int ceil_mode, count_include_pad; /* pools */
+    size_t oh, ow;                    /* expected output */
+} sp_case;
+
+static float test_val(size_t i, unsigned mul, unsigned mod) {
+    return (float)((i * mul) % mod) / (float)mod * 2.0f - 1.0f;
+}
+
+/* Direct convolution / pooling in double with signed indexes, straight from the ONNX spec. */
+static double ref_at(crl_nn_op op, const sp_case *t, const float *x, const float *w, const float *b,
+                     size_t n, size_t o, size_t oy, size_t ox) {
+    double acc = op == CRL_NN_MAXPOOL ? -INFINITY : 0;
+    size_t cnt = 0, cnt_pad = 0;
+    size_t cg = op == CRL_NN_CONV ? t->c / t->grp : 1, mg = op == CRL_NN_CONV ? t->m / t->grp : 1;
+    size_t gi = op == CRL_NN_CONV ? o / mg : 0;
+    for (size_t c = 0; c < cg; c++)
+        for (size_t ki = 0; ki < t->kh; ki++)
+            for (size_t kj = 0; kj < t->kw; kj++) {
+                long iy = (long)(oy * t->sh + ki * t->dh) - (long)t->pt;
+                long ix = (long)(ox * t->sw + kj * t->dw) - (long)t->pl;
+                if (iy >= (long)(t->h + t->pb) || ix >= (long)(t->w + t->pr)) continue;
+                cnt_pad++;
+                if (iy < 0 || ix < 0 || iy >= (long)t->h || ix >= (long)t->w) continue;
+                cnt++;
+                size_t ch = op == CRL_NN_CONV ? gi * cg + c : o;
+                double v = x[((n * t->c + ch) * t->h + (size_t)iy) * t->w + (size_t)ix];
+                if (op == CRL_NN_CONV)
+                    acc += v * w[((o * cg + c) * t->kh + ki) * t->kw + kj];
+                else if (op == CRL_NN_MAXPOOL)
+                    acc = v > acc ? v : acc;
+                else
+                    acc += v;
+            }
+    if (op == CRL_NN_CONV) return acc + (b ? b[o] : 0);
+    if (op == CRL_NN_AVGPOOL) return acc / (double)(t->count_include_pad ? cnt_pad : cnt);
+    return acc;
+}
+
+/* Builds input -> op (CONV with W [m][c/grp][kh][kw] and optional bias; a pool) -> output, checks
+ * the output shape and every value on every kernel table this CPU runs, at batch t->n. */
+static void check_spatial(crl_nn_op op, const sp_case *t, const crl_nn_attrs *a, int bias) {
+    crl_err err = {{0}};
+    size_t dims[3] = {t->c, t->h, t->w};
+    size_t oc = op == CRL_NN_CONV ? t->m : t->c;
+    size_t nx = t->n * t->c * t->h * t->w, ny = t->n * oc * t->oh * t->ow;
+    size_t nw = op == CRL_NN_CONV ? t->m * (t->c / t->grp) * t->kh * t->kw : 1;
+    float *x = malloc(nx * sizeof(float)), *y = malloc(ny * sizeof(float));
+    float *w = malloc(nw * sizeof(float)), bv[64];
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_non_null(w);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = test_val(i, 7919u, 101u);
+    for (size_t i = 0; i < nw; i++)
+        w[i] = test_val(i, 104729u, 53u);
+    for (size_t i = 0; i < 64; i++)
+        bv[i] = test_val(i, 31u, 17u);
+    unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
+    static const char *const names[] = {"generic", "avx2", "avx512"};
+    for (size_t k = 0; k < 3; k++) {
+        if (strcmp(crl_kernels_choose(isas, names[k])->name, names[k]) != 0) continue;
+        crl_nn_graph_t *g = NULL;
+        assert_int_equal(crl_nn_graph_new_shaped(dims, 3, &g), CRL_OK);
+        size_t in[3] = {0}, n_in = 1, out;
+        if (op == CRL_NN_CONV) {
+            size_t wd[4] = {t->m, t->c / t->grp, t->kh, t->kw}, bd[1] = {t->m};
+            assert_int_equal(crl_nn_graph_const(g, w, wd, 4, &in[1], &err), CRL_OK);
+            n_in = 2;
+            if (bias) assert_int_equal(crl_nn_graph_const(g, bv, bd, 1, &in[n_in++], &err), CRL_OK);
+        }
+        assert_int_equal(crl_nn_graph_node(g, op, in, n_in, a, &out, &err), CRL_OK);
+        crl_nn_shape s;
+        assert_int_equal(crl_nn_graph_shape(g, out, &s), CRL_OK);
+        assert_int_equal(s.rank, 4);
+        assert_int_equal(s.d[1], oc);
+        assert_int_equal(s.d[2], t->oh);
+        assert_int_equal(s.d[3], t->ow);
+        assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+        assert_int_equal(crl_nn_graph_output_width(g), oc * t->oh * t->ow);
+        crl_nn_ws_t *ws = NULL;
+        assert_int_equal(crl_nn_ws_new(g, t->n, &ws), CRL_OK);
+        for (size_t i = 0; i < ny; i++)
+            y[i] = NAN;
+        assert_int_equal(crl_nn_run(g, ws, x, t->n, y), CRL_OK);
+        for (size_t n = 0; n < t->n; n++)
+            for (size_t o = 0; o < oc; o++)
+                for (size_t oy = 0; oy < t->oh; oy++)
+                    for (size_t ox = 0; ox < t->ow; ox++) {
+                        double ref = ref_at(op, t, x, w, bias ? bv : NULL, n, o, oy, ox);
+                        double got = y[((n * oc + o) * t->oh + oy) * t->ow + ox];
+                        if (!(fabs(got - ref) <= 1e-5 + 1e-5 * fabs(ref)))
+                            fail_msg("op %d (%s) at n%zu c%zu y%zu x%zu: %.9g, want %.9g", (int)op,
+                                     names[k], n, o, oy, ox, got, ref);
+                    }
+        crl_nn_ws_free(ws);
+        crl_nn_graph_free(g);
+    }
+    crl_kernels_choose(0, "generic");
+    free(x);
+    free(y);
+    free(w);
+}
+
+static void sp_attrs(const sp_case *t, crl_nn_attrs *a) {
+    crl_nn_attrs_init(a);
+    a->strides[0] = t->sh, a->strides[1] = t->sw;
+    a->dilations[0] = t->dh, a->dilations[1] = t->dw;
+    a->pads[0] = t->pt, a->pads[1] = t->pl, a->pads[2] = t->pb, a->pads[3] = t->pr;
+    a->group = t->grp;
+    a->ceil_mode = t->ceil_mode;
+    a->count_include_pad = t->count_include_pad;
+}
+
+/* Strides, asymmetric pads and dilations differing per axis, 2 groups, bias, batch 3. */
+static void test_conv_stride_pad_dilation_groups(void **state) {
+    (void)state;
+    crl_nn_attrs a;
+    /* H: (7 + 1 + 2 - 3) / 2 + 1 = 4; W: (6 + 0 + 1 - 3) / 1 + 1 = 5 (kw 2 dilated by 2). */
+    sp_case t = {.n = 3,
+                 .c = 4,
+                 .h = 7,
+                 .w = 6,
+                 .m = 6,
+                 .grp = 2,
+                 .kh = 3,
+                 .kw = 2,
+                 .sh = 2,
+                 .sw = 1,
+                 .dh = 1,
+                 .dw = 2,
+                 .pt = 1,
+                 .pl = 0,
+                 .pb = 2,
+                 .pr = 1,
+                 .oh = 4,
+                 .ow = 5};
+    sp_attrs(&t, &a);
+    check_spatial(CRL_NN_CONV, &t, &a, 1);
+    a.kernel[0] = 3, a.kernel[1] = 2; /* an explicit kernel_shape that agrees */
+    check_spatial(CRL_NN_CONV, &t, &a, 0);
+    /* Plain: group 1, stride 1, no pads, 1x1 kernel. */
+    sp_case p = {.n = 2,
+                 .c = 3,
+                 .h = 4,
+                 .w = 5,
+                 .m = 5,
+                 .grp = 1,
+                 .kh = 1,
+                 .kw = 1,
+                 .sh = 1,
+                 .sw = 1,
+                 .dh = 1,
+                 .dw = 1,
+                 .oh = 4,
+                 .ow = 5};
+    sp_attrs(&p, &a);
+    check_spatial(CRL_NN_CONV, &p, &a, 1);
+}
+
+/* Depthwise (group = C = M) with auto_pad SAME_UPPER / SAME_LOWER / VALID: the pads come from
+ * the input size. H 5, stride 2, k3: out 3, total pad 2 -> 1/1; W 6, stride 2, k5: out 3, total
+ * pad 3 -> 1/2 (SAME_UPPER: the extra one at the end) or 2/1 (SAME_LOWER). */
+static void test_conv_depthwise_auto_pad(void **state) {
+    (void)state;
+    crl_nn_attrs a;
+    sp_case t = {.n = 2,
+                 .c = 3,
+                 .h = 5,
+                 .w = 6,
+                 .m = 3,
+                 .grp = 3,
+                 .kh = 3,
+                 .kw = 5,
+                 .sh = 2,
+                 .sw = 2,
+                 .dh = 1,
+                 .dw = 1,
+                 .pt = 1,
+                 .pl = 1,
+                 .pb = 1,
+                 .pr = 2,
+                 .oh = 3,
+                 .ow = 3};
+    sp_attrs(&t, &a);
+    memset(a.pads, 0, sizeof(a.pads));
+    a.auto_pad = CRL_NN_PAD_SAME_UPPER;
+    check_spatial(CRL_NN_CONV, &t, &a, 1);
+    t.pl = 2, t.pr = 1;
+    a.auto_pad = CRL_NN_PAD_SAME_LOWER;
+    check_spatial(CRL_NN_CONV, &t, &a, 1);
+    /* VALID ignores the pads given: H (5 - 3) / 2 + 1 = 2, W (6 - 5) / 2 + 1 = 1. */
+    t.pt = t.pl = t.pb = t.pr = 0;
+    t.oh = 2, t.ow = 1;
+    a.pads[0] = a.pads[2] = 3;
+    a.auto_pad = CRL_NN_PAD_VALID;
+    check_spatial(CRL_NN_CONV, &t, &a, 0);
+}
+
+static void test_pools(void **state) {
+    (void)state;
+    crl_nn_attrs a;
+    /* k3 s2 pad 1: (7 + 2 - 3) / 2 + 1 = 4 by (8 + 2 - 3) / 2 + 1 = 4. */
+    sp_case t = {.n = 2,
+                 .c = 3,
+                 .h = 7,
+                 .w = 8,
+                 .kh = 3,
+                 .kw = 3,
+                 .sh = 2,
+                 .sw = 2,
+                 .dh = 1,
+                 .dw = 1,
+                 .pt = 1,
+                 .pl = 1,
+                 .pb = 1,
+                 .pr = 1,
+                 .oh = 4,
+                 .ow = 4};
+    sp_attrs(&t, &a);
+    a.kernel[0] = a.kernel[1] = 3;
+    check_spatial(CRL_NN_MAXPOOL, &t, &a, 0);
+    check_spatial(CRL_NN_AVGPOOL, &t, &a, 0);
+    t.count_include_pad = a.count_include_pad = 1;
+    check_spatial(CRL_NN_AVGPOOL, &t, &a, 0);
+    /* ceil_mode: W (8 + 2 - 3) / 2 = 3.5 rounds up to 5 outputs; the last window is partial. */
+    t.ceil_mode = a.ceil_mode = 1;
+    t.ow = 5;
+    check_spatial(CRL_NN_MAXPOOL, &t, &a, 0);
+    check_spatial(CRL_NN_AVGPOOL, &t, &a, 0);
+    /* ceil_mode drops a last window that would start in the trailing pad: 5 + 1 + 1 with k2 s2
+     * gives ceil(5 / 2) + 1 = 4 windows, but the 4th starts at 6 >= 5 + 1, so 3 (as torch). */
+    sp_case c5 = {.n = 1,
+                  .c = 2,
+                  .h = 5,
+                  .w = 5,
+                  .kh = 2,
+                  .kw = 2,
+                  .sh = 2,
+                  .sw = 2,
+                  .dh = 1,
+                  .dw = 1,
+                  .pt = 1,
+                  .pl = 1,
+                  .pb = 1,
+                  .pr = 1,
+                  .ceil_mode = 1,
+                  .oh = 3,
+                  .ow = 3};
+    sp_attrs(&c5, &a);
+    a.kernel[0] = a.kernel[1] = 2;
+    check_spatial(CRL_NN_MAXPOOL, &c5, &a, 0);
+    check_spatial(CRL_NN_AVGPOOL, &c5, &a, 0);
+    /* Dilated max pool, asymmetric kernel, no pads. */
+    sp_case d = {.n = 1,
+                 .c = 2,
+                 .h = 6,
+                 .w = 5,
+                 .kh = 2,
+                 .kw = 3,
+                 .sh = 1,
+                 .sw = 2,
+                 .dh = 2,
+                 .dw = 1,
+                 .oh = 4,
+                 .ow = 2};
+    sp_attrs(&d, &a);
+    a.kernel[0] = 2, a.kernel[1] = 3;
+    check_spatial(CRL_NN_MAXPOOL, &d, &a, 0);
+    /* Global average pool = an average pool with the whole plane as its kernel. */
+    sp_case gp = {.n = 3,
+                  .c = 4,
+                  .h = 5,
+                  .w = 3,
+                  .kh = 5,
+                  .kw = 3,
+                  .sh = 1,
+                  .sw = 1,
+                  .dh = 1,
+                  .dw = 1,
+                  .oh = 1,
+                  .ow = 1};
+    sp_attrs(&gp, &a);
+    a.kernel[0] = 5, a.kernel[1] = 3;
+    check_spatial(CRL_NN_AVGPOOL, &gp, &a, 0);
+}
+
+/* A Conv followed by BatchNormalization runs as one CONV with the BN in its weights. */
+static void test_conv_batchnorm_fold(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const size_t dims[3] = {2, 3, 3}, wd[4] = {2, 2, 2, 2}, cd[1] = {2};
+    float w[16], x[2 * 18], y[2 * 8];
+    for (size_t i = 0; i < 16; i++)
+        w[i] = test_val(i, 13u, 29u);
+    for (size_t i = 0; i < 36; i++)
+        x[i] = test_val(i, 7u, 23u);
+    const float bias[] = {0.25f, -0.5f}, gam[] = {2, 0.5f}, bet[] = {0.1f, -0.2f}, mean[] = {1, -1},
+                var[] = {4, 0.25f};
+    crl_nn_graph_t *g = NULL;
+    assert_int_equal(crl_nn_graph_new_shaped(dims, 3, &g), CRL_OK);
+    size_t in[5] = {0}, conv, bn, out;
+    assert_int_equal(crl_nn_graph_const(g, w, wd, 4, &in[1], &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_const(g, bias, cd, 1, &in[2], &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_CONV, in, 3, NULL, &conv, &err), CRL_OK);
+    in[0] = conv;
+    const float *p[] = {gam, bet, mean, var};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(crl_nn_graph_const(g, p[i], cd, 1, &in[i + 1], &err), CRL_OK);
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    a.eps = 1e-5f;
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_BATCHNORM, in, 5, &a, &bn, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_RELU, &bn, 1, NULL, &out, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_num_ops(g), 2);
+    assert_int_equal(crl_nn_graph_op(g, 0), CRL_NN_CONV);
+    assert_int_equal(crl_nn_graph_op(g, 1), CRL_NN_RELU);
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 2, &ws), CRL_OK);
+    /* The im2col scratch (8 floats: 2x2x2 per pixel... times 4 pixels = 32) is in the arena. */
+    assert_true(crl_nn_ws_arena_floats(ws) >= 32);
+    assert_int_equal(crl_nn_run(g, ws, x, 2, y), CRL_OK);
+    sp_case t = {.n = 2,
+                 .c = 2,
+                 .h = 3,
+                 .w = 3,
+                 .m = 2,
+                 .grp = 1,
+                 .kh = 2,
+                 .kw = 2,
+                 .sh = 1,
+                 .sw = 1,
+                 .dh = 1,
+                 .dw = 1,
+                 .oh = 2,
+                 .ow = 2};
+    for (size_t n = 0; n < 2; n++)
+        for (size_t o = 0; o < 2; o++)
+            for (size_t q = 0; q < 4; q++) {
+                double h = ref_at(CRL_NN_CONV, &t, x, w, bias, n, o, q / 2, q % 2);
+                double ref = (h - mean[o]) * gam[o] / sqrt(var[o] + 1e-5) + bet[o];
+                ref = ref > 0 ? ref : 0;
+                assert_true(fabs((double)y[(n * 2 + o) * 4 + q] - ref) <= 1e-5);
+            }
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
+static void test_spatial_errors(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const size_t dims[3] = {4, 5, 5}, wd[4] = {6, 3, 3, 3}, flat[1] = {100};
+    float w[6 * 3 * 9] = {0};
+    crl_nn_graph_t *g = NULL;
+    assert_int_equal(crl_nn_graph_new_shaped(dims, 3, &g), CRL_OK);
+    size_t in[2] = {0}, out, in2[2];
+    assert_int_equal(crl_nn_graph_const(g, w, wd, 4, &in[1], &err), CRL_OK);
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    /* 4 input channels, W made for 3 per group. */
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_CONV, in, 2, &a, &out, &err), CRL_ESHAPE);
+    assert_non_null(strstr(err.msg, "group"));
+    /* The weight must be a constant. */
+    in2[0] = 0, in2[1] = 0;
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_CONV, in2, 2, &a, &out, &err), CRL_EUNSUPPORTED);
+    /* A kernel bigger than the padded input. */
+    a.kernel[0] = a.kernel[1] = 7;
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_MAXPOOL, in, 1, &a, &out, &err), CRL_ESHAPE);
+    /* A pool without a kernel. */
+    crl_nn_attrs_init(&a);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_AVGPOOL, in, 1, &a, &out, &err), CRL_EUNSUPPORTED);
+    crl_nn_graph_free(g);
+    /* Only 4-D (NCHW) inputs. */
+    assert_int_equal(crl_nn_graph_new_shaped(flat, 1, &g), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_GLOBAL_AVGPOOL, in, 1, NULL, &out, &err),
+                     CRL_EUNSUPPORTED);
+    assert_non_null(strstr(err.msg, "NCHW"));
+    crl_nn_graph_free(g);
+}
+
+static void test_global_avgpool(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    const size_t dims[3] = {3, 4, 5};
+    float x[2 * 60], y[2 * 3];
+    for (size_t i = 0; i < 120; i++)
+        x[i] = test_val(i, 17u, 37u);
+    crl_nn_graph_t *g = NULL;
+    assert_int_equal(crl_nn_graph_new_shaped(dims, 3, &g), CRL_OK);
+    size_t in = 0, out;
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_GLOBAL_AVGPOOL, &in, 1, NULL, &out, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_output_width(g), 3);
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 2, &ws), CRL_OK);
+    assert_int_equal(crl_nn_run(g, ws, x, 2, y), CRL_OK);
+    for (size_t pl = 0; pl < 6; pl++) {
+        double s = 0;
+        for (size_t i = 0; i < 20; i++)
+            s += x[pl * 20 + i];
+        assert_true(fabs((double)y[pl] - s / 20) <= 1e-6);
+    }
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+}
+
 int main(void) {
     crl_kernels_select("generic");
     const struct CMUnitTest tests[] = {
@@ -520,6 +935,12 @@ int main(void) {
         cmocka_unit_test(test_constant_folding),
         cmocka_unit_test(test_batchnorm_fold),
         cmocka_unit_test(test_memory_plan),
+        cmocka_unit_test(test_conv_stride_pad_dilation_groups),
+        cmocka_unit_test(test_conv_depthwise_auto_pad),
+        cmocka_unit_test(test_pools),
+        cmocka_unit_test(test_conv_batchnorm_fold),
+        cmocka_unit_test(test_spatial_errors),
+        cmocka_unit_test(test_global_avgpool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /* test_zoo.c: every policy of the zoo (tests/data/zoo, docs/zoo.md) loads through the ONNX
  * importer and matches the torch goldens at batch 1, 7 and 64, within 1e-5 absolute or 1e-4
- * relative, on every kernel table this CPU runs. nature_cnn needs Conv, which the runtime does not
- * have yet: it must fail to load with a message naming the op, and is skipped. */
+ * relative, on every kernel table this CPU runs. nature_cnn (Conv, goldens at batch 1 and 7 only)
+ * also checks that the convolutions run as CONV nodes with a LINEAR head. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,9 +86,9 @@ static void read_golden(const char *path, golden *gd) {
 
 static const char *const table_names[] = {"generic", "avx2", "avx512"};
 
-/* Loads `name` under every table this CPU runs and checks every golden batch. Returns the op
- * count of the last load. */
-static size_t check_model(const char *name) {
+/* Loads `name` under every table this CPU runs and checks the first n_batches golden batches of
+ * 1, 7, 64. Returns the op count of the last load. */
+static size_t check_batches(const char *name, size_t n_batches) {
     unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
     static const size_t batches[] = {1, 7, 64};
     size_t ops = 0;
@@ -102,7 +102,7 @@ static size_t check_model(const char *name) {
         ops = crl_nn_graph_num_ops(g);
         crl_nn_ws_t *ws = NULL;
         assert_int_equal(crl_nn_ws_new(g, 64, &ws), CRL_OK);
-        for (size_t bi = 0; bi < 3; bi++) {
+        for (size_t bi = 0; bi < n_batches; bi++) {
             golden gd;
             snprintf(path, sizeof(path), ZOO_DIR "%s/golden_b%zu.bin", name, batches[bi]);
             read_golden(path, &gd);
@@ -131,6 +131,10 @@ static size_t check_model(const char *name) {
     }
     crl_kernels_choose(0, "generic");
     return ops;
+}
+
+static size_t check_model(const char *name) {
+    return check_batches(name, 3);
 }
 
 static void test_example_mlp(void **state) {
@@ -167,25 +171,28 @@ static void test_batchnorm_mlp(void **state) {
     assert_int_equal(check_model("batchnorm_mlp"), 3);
 }
 
-static void test_nature_cnn_skipped(void **state) {
+/* 3 Conv + 4 Relu + Flatten + 2 Gemm: the Flatten vanishes, the rest runs as is. */
+static void test_nature_cnn(void **state) {
     (void)state;
+    assert_int_equal(check_batches("nature_cnn", 2), 9);
     crl_nn_graph_t *g = NULL;
     crl_err err = {{0}};
-    crl_status st = crl_onnx_load_file(ZOO_DIR "nature_cnn/model.onnx", &g, &err);
-    if (st == CRL_OK) fail_msg("nature_cnn loads now: replace this skip with check_model()");
-    assert_int_equal(st, CRL_EUNSUPPORTED);
-    assert_non_null(strstr(err.msg, "(op Conv, opset 14)"));
-    assert_null(g);
-    printf("nature_cnn: skipped until the runtime has Conv (%s)\n", err.msg);
+    assert_int_equal(crl_onnx_load_file(ZOO_DIR "nature_cnn/model.onnx", &g, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_op(g, 0), CRL_NN_CONV);
+    assert_int_equal(crl_nn_graph_op(g, 2), CRL_NN_CONV);
+    assert_int_equal(crl_nn_graph_op(g, 4), CRL_NN_CONV);
+    assert_int_equal(crl_nn_graph_op(g, 6), CRL_NN_LINEAR);
+    assert_int_equal(crl_nn_graph_input_width(g), 4 * 84 * 84);
+    crl_nn_graph_free(g);
 }
 
 int main(void) {
     crl_kernels_choose(0, "generic");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example_mlp),        cmocka_unit_test(test_ppo_gaussian),
-        cmocka_unit_test(test_sac_squashed),       cmocka_unit_test(test_dueling_dqn),
-        cmocka_unit_test(test_layernorm_mlp),      cmocka_unit_test(test_batchnorm_mlp),
-        cmocka_unit_test(test_nature_cnn_skipped),
+        cmocka_unit_test(test_example_mlp),   cmocka_unit_test(test_ppo_gaussian),
+        cmocka_unit_test(test_sac_squashed),  cmocka_unit_test(test_dueling_dqn),
+        cmocka_unit_test(test_layernorm_mlp), cmocka_unit_test(test_batchnorm_mlp),
+        cmocka_unit_test(test_nature_cnn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
