@@ -12,6 +12,7 @@ static void usage(FILE *f) {
           "  predict   offline inference: a /predict JSON body on stdin, the response on stdout\n"
           "  config    print the effective configuration (--check FILE validates a file)\n"
           "  hwinfo    CPU features, cores, caches, NUMA, GPUs, chosen kernels (--json)\n"
+          "  check     validate an artifact version directory and time its forward pass\n"
           "  version   print the version\n"
           "\n"
           "Run 'carlarl <command> --help' for a command's options.\n",
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "predict") == 0) return crl_cmd_predict(argc - 2, argv + 2);
     if (strcmp(cmd, "config") == 0) return crl_cmd_config(argc - 2, argv + 2);
     if (strcmp(cmd, "hwinfo") == 0) return crl_cmd_hwinfo(argc - 2, argv + 2);
+    if (strcmp(cmd, "check") == 0) return crl_cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("carlarl %s\n", CRL_VERSION);
         return 0;

@@ -9,6 +9,8 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "hw/hw.h"
+#include "core/time.h"
+#include "model/model.h"
 #include "server/offline.h"
 #include "server/server.h"
 
@@ -126,6 +128,100 @@ int crl_cmd_hwinfo(int argc, char **argv) {
     fwrite(out.data, 1, out.len, stdout);
     if (json) fputc('\n', stdout);
     crl_buf_free(&out);
+    free(c);
+    return 0;
+}
+
+/* `carlarl check DIR`: everything a load does (card, hashes, ONNX import and passes, shapes,
+ * preprocessor, policy head, warm-up) plus timed forward passes, as a report. Exit 0 when the
+ * version would be served, 1 when it would be skipped (the reason is printed). */
+static double time_forward(const crl_model_t *m, size_t rows) {
+    crl_nn_ws_t *ws = NULL;
+    float *x = calloc(rows * m->in_width, sizeof(float));
+    float *y = calloc(rows * m->out_width, sizeof(float));
+    double best = -1;
+    if (x && y && crl_nn_ws_new(m->graph, rows, &ws) == CRL_OK) {
+        for (int rep = 0; rep < 5; rep++) {
+            uint64_t t0 = crl_time_mono_ns();
+            int n = 0;
+            do
+                crl_nn_run(m->graph, ws, x, rows, y);
+            while (++n < 100000 && crl_time_mono_ns() - t0 < 20000000u);
+            double ns = (double)(crl_time_mono_ns() - t0) / n;
+            if (best < 0 || ns < best) best = ns;
+        }
+    }
+    crl_nn_ws_free(ws);
+    free(x);
+    free(y);
+    return best;
+}
+
+int crl_cmd_check(int argc, char **argv) {
+    const char *dir = NULL;
+    int rest = 0;
+    char **args_left = malloc(sizeof(char *) * (size_t)(argc + 1));
+    if (args_left == NULL) return 1;
+    for (int i = 0; i < argc; i++) {
+        if (argv[i][0] != '-' && dir == NULL &&
+            (i == 0 || argv[i - 1][0] != '-' || strchr(argv[i - 1], '=')))
+            dir = argv[i];
+        else
+            args_left[rest++] = argv[i];
+    }
+    crl_config_t *c;
+    crl_config_args_t args;
+    int rc = load("check", rest, args_left, &c, &args);
+    free(args_left);
+    if (rc >= 0) return rc;
+    if (dir == NULL) {
+        fprintf(stderr, "usage: carlarl check DIR   (an artifact version directory, e.g. "
+                        "artifacts/v1.0.0)\n");
+        free(c);
+        return 2;
+    }
+    crl_log_set_level(CRL_LOG_ERROR);
+    const crl_kernels_t *k = crl_server_choose_kernels(c);
+    const char *base = strrchr(dir, '/');
+    base = base && base[1] ? base + 1 : dir;
+    crl_semver_t v;
+    char label[CRL_SEMVER_MAX + 2];
+    if (crl_semver_parse(base, &v) == CRL_OK)
+        crl_semver_format(&v, label, sizeof(label));
+    else
+        snprintf(label, sizeof(label), "%s", base);
+    crl_model_t *m = NULL;
+    crl_err err = {{0}};
+    printf("carlarl check %s\n", dir);
+    if (crl_model_load_dir(dir, label, &m, &err) != CRL_OK) {
+        printf("  FAIL          %s\n", err.msg);
+        free(c);
+        return 1;
+    }
+    static const char *const policies[] = {"deterministic", "gaussian", "categorical"};
+    printf("  card          %s %s (model_type %s)%s\n", m->card->model_name, m->version,
+           m->card->model_type,
+           crl_semver_parse(base, &v) == CRL_OK ? "" : " [directory name is not a version]");
+    printf("  hashes        %zu file(s) verified\n", m->card->n_hashes);
+    printf("  network       %s: %zu inputs -> %zu outputs, %zu ops after the passes\n",
+           m->card->model_filename, m->in_width, m->out_width, crl_nn_graph_num_ops(m->graph));
+    printf("  preprocessor  %s\n", m->pre.type == CRL_PREPROC_STANDARD ? "standard" : "minimal");
+    printf("  policy        %s\n", policies[m->card->policy.type]);
+    printf("  request       observations with %zu sensor values each\n", m->n_sensors);
+    printf("  kernels       %s\n", k->name);
+    printf("  load          %.3f ms (warm-up forward %.3f ms)\n", m->load_seconds * 1e3,
+           m->warmup_seconds * 1e3);
+    const size_t batches[] = {1, 64, 1000};
+    for (size_t i = 0; i < 3; i++) {
+        double ns = time_forward(m, batches[i]);
+        if (ns < 0)
+            printf("  forward       batch %zu: could not run\n", batches[i]);
+        else
+            printf("  forward       batch %-4zu %10.0f ns (%.1f ns per observation)\n", batches[i],
+                   ns, ns / (double)batches[i]);
+    }
+    printf("ok\n");
+    crl_model_unref(m);
     free(c);
     return 0;
 }

@@ -7,5 +7,6 @@ int crl_cmd_serve(int argc, char **argv);
 int crl_cmd_predict(int argc, char **argv);
 int crl_cmd_config(int argc, char **argv);
 int crl_cmd_hwinfo(int argc, char **argv);
+int crl_cmd_check(int argc, char **argv);
 
 #endif

@@ -48,6 +48,20 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout.decode(), r"^carlarl \d+\.\d+\.\d+\n$")
 
+    def test_check_reports_and_fails_with_the_reason(self):
+        r = run(["check", DATA + "/artifacts/v0.1.0"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr.decode(errors="replace"))
+        out = r.stdout.decode()
+        for needle in ["carla-ppo-example v0.1.0", "2 file(s) verified", "5 inputs -> 3 outputs",
+                       "policy        deterministic", "forward       batch 1 "]:
+            self.assertIn(needle, out)
+        self.assertTrue(out.endswith("ok\n"), out)
+        r = run(["check", DATA + "/onnx"])  # not an artifact version
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"FAIL", r.stdout)
+        self.assertIn(b"model_card.yaml", r.stdout)
+        self.assertEqual(run(["check"]).returncode, 2)
+
     def test_port_in_use_fails_cleanly(self):
         import socket
         s = socket.socket()
