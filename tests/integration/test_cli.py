@@ -50,7 +50,7 @@ class Cli(unittest.TestCase):
 
     def test_check_reports_and_fails_with_the_reason(self):
         r = run(["check", DATA + "/artifacts/v0.1.0"])
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr.decode(errors="replace"))
+        self.assertEqual(r.returncode, 0, (r.stdout + r.stderr).decode(errors="replace"))
         out = r.stdout.decode()
         for needle in ["carla-ppo-example v0.1.0", "2 file(s) verified", "5 inputs -> 3 outputs",
                        "policy        deterministic", "forward       batch 1 "]:
