@@ -32,6 +32,13 @@ typedef struct crl_kernels {
     void (*pack)(const float *w, size_t in, size_t out, float *packed);
     void (*linear_packed)(const float *x, size_t rows, size_t in, const float *packed,
                           const float *b, size_t out, float *y);
+    /* linear / linear_packed with a ReLU epilogue (nn/graph.c fuses a LINEAR whose only reader is
+     * a RELU): exactly the bits of linear (linear_packed) followed by relu on y. NULL in a table
+     * that has none (the caller then runs the two). */
+    void (*linear_relu)(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                        size_t out, float *y);
+    void (*linear_packed_relu)(const float *x, size_t rows, size_t in, const float *packed,
+                               const float *b, size_t out, float *y);
 } crl_kernels_t;
 
 /* The reference table. */

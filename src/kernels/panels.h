@@ -9,8 +9,13 @@
 #include <math.h>
 #include <stddef.h>
 
+/* The ReLU epilogue (relu != 0) is "v < 0 ? 0 : v" on the finished sum, as the tables' relu. */
+static inline float relu_if(int relu, float v) {
+    return relu && v < 0.0f ? 0.0f : v;
+}
+
 static void linear_fma_rows(const float *x, size_t rows, size_t in, const float *w, const float *b,
-                            size_t out, float *y) {
+                            size_t out, float *y, int relu) {
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * in;
         size_t o = 0;
@@ -25,20 +30,20 @@ static void linear_fma_rows(const float *x, size_t rows, size_t in, const float 
                     acc[j] = fmaf(xk, w[(o + (size_t)j) * in + k], acc[j]);
             }
             for (int j = 0; j < 8; j++)
-                y[r * out + o + (size_t)j] = acc[j];
+                y[r * out + o + (size_t)j] = relu_if(relu, acc[j]);
         }
         for (; o < out; o++) {
             const float *wo = w + o * in;
             float acc = b ? b[o] : 0.0f;
             for (size_t k = 0; k < in; k++)
                 acc = fmaf(xr[k], wo[k], acc);
-            y[r * out + o] = acc;
+            y[r * out + o] = relu_if(relu, acc);
         }
     }
 }
 
 static void linear_panels(const float *x, size_t rows, size_t in, const float *w, const float *b,
-                          size_t out, float *y) {
+                          size_t out, float *y, int relu) {
     float pk[KC * PANEL] __attribute__((aligned(PANEL_ALIGN)));
     for (size_t o0 = 0; o0 < out; o0 += PANEL) {
         size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
@@ -56,33 +61,44 @@ static void linear_panels(const float *x, size_t rows, size_t in, const float *w
                     pr[c] = 0.0f;
             }
             const float *bo = b ? b + o0 : NULL;
-            int first = k0 == 0;
+            int first = k0 == 0, last = relu && k0 + kc == in; /* ReLU on the full sums */
             size_t r = 0;
             for (; r + RB <= rows; r += RB)
-                block(RB, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow);
+                block(RB, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow, last);
             for (; r < rows; r++)
-                block(1, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow);
+                block(1, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow, last);
         }
+    }
+}
+
+static void linear_run(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                       size_t out, float *y, int relu) {
+    if (rows == 0 || out == 0) return;
+    if (in == 0) { /* empty sums: the bias alone */
+        for (size_t r = 0; r < rows; r++)
+            for (size_t o = 0; o < out; o++)
+                y[r * out + o] = relu_if(relu, b ? b[o] : 0.0f);
+        return;
+    }
+    if (out >= VW && in < VW) {
+        if (rows < PACK_MIN_ROWS)
+            linear_fma_rows(x, rows, in, w, b, out, y, relu);
+        else
+            linear_panels(x, rows, in, w, b, out, y, relu);
+    } else {
+        linear_dot(x, rows, in, w, b, out, y, relu);
     }
 }
 
 static void simd_linear(const float *x, size_t rows, size_t in, const float *w, const float *b,
                         size_t out, float *y) {
-    if (rows == 0 || out == 0) return;
-    if (in == 0) { /* empty sums: the bias alone */
-        for (size_t r = 0; r < rows; r++)
-            for (size_t o = 0; o < out; o++)
-                y[r * out + o] = b ? b[o] : 0.0f;
-        return;
-    }
-    if (out >= VW && in < VW) {
-        if (rows < PACK_MIN_ROWS)
-            linear_fma_rows(x, rows, in, w, b, out, y);
-        else
-            linear_panels(x, rows, in, w, b, out, y);
-    } else {
-        linear_dot(x, rows, in, w, b, out, y);
-    }
+    linear_run(x, rows, in, w, b, out, y, 0);
+}
+
+/* linear, then relu on y, in one pass: the ReLU is applied to each sum before it is stored. */
+static void simd_linear_relu(const float *x, size_t rows, size_t in, const float *w, const float *b,
+                             size_t out, float *y) {
+    linear_run(x, rows, in, w, b, out, y, 1);
 }
 
 /* Packing pays for the "packed" shapes only; in < VW <= KC, so W is one chunk of inputs. */
@@ -106,8 +122,8 @@ static void simd_pack(const float *w, size_t in, size_t out, float *packed) {
 /* linear for a W packed by simd_pack: block() on every row count, so the same bits as
  * linear_panels and linear_fma_rows. block() may use aligned loads: packed is 64-byte aligned
  * and every panel row is PANEL floats. */
-static void simd_linear_packed(const float *x, size_t rows, size_t in, const float *packed,
-                               const float *b, size_t out, float *y) {
+static void linear_packed_run(const float *x, size_t rows, size_t in, const float *packed,
+                              const float *b, size_t out, float *y, int relu) {
     if (rows == 0 || out == 0) return;
     for (size_t o0 = 0; o0 < out; o0 += PANEL) {
         const float *pk = packed + o0 / PANEL * in * PANEL;
@@ -115,10 +131,20 @@ static void simd_linear_packed(const float *x, size_t rows, size_t in, const flo
         const float *bo = b ? b + o0 : NULL;
         size_t r = 0;
         for (; r + RB <= rows; r += RB)
-            block(RB, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow);
+            block(RB, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow, relu);
         for (; r < rows; r++)
-            block(1, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow);
+            block(1, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow, relu);
     }
+}
+
+static void simd_linear_packed(const float *x, size_t rows, size_t in, const float *packed,
+                               const float *b, size_t out, float *y) {
+    linear_packed_run(x, rows, in, packed, b, out, y, 0);
+}
+
+static void simd_linear_packed_relu(const float *x, size_t rows, size_t in, const float *packed,
+                                    const float *b, size_t out, float *y) {
+    linear_packed_run(x, rows, in, packed, b, out, y, 1);
 }
 
 #endif

@@ -51,6 +51,12 @@ typedef struct nn_node {
     size_t wp_n;
     float *p; /* ADD_ROW: the row; BATCHNORM: scale[C], shift[C]; LAYERNORM: gamma[n], beta[n] */
     size_t p_n;
+    /* Set at finish (plan_in_place): */
+    size_t xrow; /* floats of input 0 per batch row (batched) or in all */
+    size_t mrow; /* LINEAR: xrow / k_in, the matrix rows per batch row (no division per run) */
+    int relu;    /* LINEAR: applies the ReLU of the node that reads its output (fused) */
+    int post;    /* LINEAR: CRL_NN_TANH / CRL_NN_SIGMOID run right after it (fused), or 0 */
+    int fused;   /* RELU / TANH / SIGMOID: done by the LINEAR before it, in place; skipped */
 } nn_node;
 
 struct crl_nn_graph {
@@ -66,6 +72,10 @@ struct crl_nn_graph {
     size_t scratch; /* floats of per-node scratch (CONV's im2col), at the arena's end */
     size_t *first;  /* per value: producing node, at finish */
     size_t *last;   /* per value: last node reading it */
+    /* per value: the value whose memory it lives in (itself unless an in-place node's output, see
+     * plan_in_place) */
+    size_t *alias;
+    size_t *outg, n_outg; /* the values that live in the caller's y (the output's alias group) */
     const crl_kernels_t *packed_for;
 };
 
@@ -199,6 +209,8 @@ void crl_nn_graph_free(crl_nn_graph_t *g) {
     free(g->vals);
     free(g->first);
     free(g->last);
+    free(g->alias);
+    free(g->outg);
     free(g);
 }
 
@@ -982,6 +994,50 @@ static void run_pool(const nn_node *n, const size_t *d, const size_t *od, const 
     }
 }
 
+/* The nodes of a plain MLP, run without exec_node's shape work (at batch 1 that work costs as
+ * much as the kernels). Returns 0 for the other ops. */
+static int exec_fast(const crl_kernels_t *k, int packed, const nn_node *n, size_t rows,
+                     const float *x, float *y) {
+    size_t len = n->ish[0].batched ? rows * n->xrow : n->xrow;
+    switch (n->op) {
+    case CRL_NN_LINEAR: {
+        size_t m = n->ish[0].batched ? rows * n->mrow : n->mrow;
+        if (packed && n->wp) {
+            if (n->relu && k->linear_packed_relu) {
+                k->linear_packed_relu(x, m, n->k_in, n->wp, n->b, n->k_out, y);
+                return 1;
+            }
+            k->linear_packed(x, m, n->k_in, n->wp, n->b, n->k_out, y);
+        } else {
+            if (n->relu && k->linear_relu) {
+                k->linear_relu(x, m, n->k_in, n->w, n->b, n->k_out, y);
+                return 1;
+            }
+            k->linear(x, m, n->k_in, n->w, n->b, n->k_out, y);
+        }
+        if (n->relu) k->relu(y, m * n->k_out);
+        /* The activation node's own kernel call on the same memory, without its dispatch. */
+        if (n->post == CRL_NN_TANH) k->tanh(y, m * n->k_out);
+        if (n->post == CRL_NN_SIGMOID) k->sigmoid(y, m * n->k_out);
+        return 1;
+    }
+    case CRL_NN_RELU:
+        if (y != x) memcpy(y, x, len * sizeof(float));
+        k->relu(y, len);
+        return 1;
+    case CRL_NN_TANH:
+        if (y != x) memcpy(y, x, len * sizeof(float));
+        k->tanh(y, len);
+        return 1;
+    case CRL_NN_SIGMOID:
+        if (y != x) memcpy(y, x, len * sizeof(float));
+        k->sigmoid(y, len);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* Runs one node with concrete batch `rows` (ignored when nothing is batched). `scratch` holds
  * node_scratch(n) floats. */
 static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size_t rows,
@@ -993,14 +1049,9 @@ static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size
     size_t len = prod(d, 0, r), ax = (size_t)n->a.axis;
     const float *x = in[0];
     switch (n->op) {
-    case CRL_NN_LINEAR: {
-        size_t m = len / n->k_in;
-        if (packed && n->wp)
-            k->linear_packed(x, m, n->k_in, n->wp, n->b, n->k_out, y);
-        else
-            k->linear(x, m, n->k_in, n->w, n->b, n->k_out, y);
+    case CRL_NN_LINEAR:
+        exec_fast(k, packed, n, rows, x, y);
         return;
-    }
     case CRL_NN_RELU:
     case CRL_NN_TANH:
     case CRL_NN_SIGMOID:
@@ -1232,7 +1283,7 @@ static crl_status remove_dead(crl_nn_graph_t *g, crl_err *err) {
  * W' = W * s[:, None], b' = b * s + t. Then ADD / ADD_ROW of a constant row (or scalar) after
  * such a LINEAR becomes part of its bias. This changes (dot + b) + c into dot + (b + c): an ulp
  * or so. SCALE is not folded: alpha * (dot + b) and dot(alpha * w) + alpha * b round differently
- * enough that we keep it. ReLU is not fused: the kernel table has no fused epilogue yet. */
+ * enough that we keep it. A ReLU is fused later (plan_in_place), bit for bit. */
 static crl_status fold_into_linear(crl_nn_graph_t *g, crl_err *err) {
     size_t *uses = calloc(g->n_vals, sizeof(*uses)), *prod_of = malloc(g->n_vals * sizeof(size_t));
     if (uses == NULL || prod_of == NULL) {
@@ -1367,17 +1418,75 @@ static crl_status ensure_output_node(crl_nn_graph_t *g, crl_err *err) {
     return st;
 }
 
+/* Elementwise ops whose executor gives the right result with y == x (each element is read
+ * before it is written, and nothing else is read from x). */
+static int runs_in_place(crl_nn_op op) {
+    return is_unary(op) || op == CRL_NN_ADD_ROW || op == CRL_NN_RESHAPE;
+}
+
+/* In-place execution: an elementwise node whose input is a batched value of the same size that no
+ * later node reads writes over its input instead of into a new slot (saving the copy and the
+ * memory). Such values form chains (alias groups) sharing one memory, named by the chain's first
+ * value; the group that ends in the graph's output lives in the caller's y. Never the graph's input
+ * (value 0, the caller's x, which is only read) or a constant. */
+static crl_status plan_in_place(crl_nn_graph_t *g, crl_err *err) {
+    g->alias = malloc(g->n_vals * sizeof(size_t));
+    g->outg = malloc(g->n_vals * sizeof(size_t));
+    if (g->alias == NULL || g->outg == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory");
+    for (size_t v = 0; v < g->n_vals; v++)
+        g->alias[v] = v;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const nn_node *n = &g->nodes[i];
+        if (!runs_in_place(n->op) || n->n_in != 1) continue;
+        size_t u = n->in[0];
+        const nn_value *vu = &g->vals[u], *vo = &g->vals[n->out];
+        if (u == 0 || u == g->output || vu->is_const || !vu->s.batched || !vo->s.batched ||
+            vu->row != vo->row || g->last[u] != i)
+            continue;
+        g->alias[n->out] = g->alias[u]; /* u's root: u's own producer ran earlier */
+    }
+    /* Activation fusion: a RELU running in place over the output of a LINEAR that nothing else
+     * reads (so no one sees the value before the ReLU) is done by the LINEAR as it writes (the
+     * kernels' ReLU epilogue); a TANH or SIGMOID there is run by the LINEAR's node right after
+     * it, with the same kernel. The activation node stays (the graph's node list is what callers
+     * see) but is skipped. */
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
+        size_t u = n->in[0];
+        n->xrow = n->n_in > 0 ? shape_row(&n->ish[0]) : 0;
+        n->mrow = n->op == CRL_NN_LINEAR && n->k_in > 0 ? n->xrow / n->k_in : 0;
+        if ((n->op != CRL_NN_RELU && n->op != CRL_NN_TANH && n->op != CRL_NN_SIGMOID) ||
+            n->n_in != 1 || g->alias[n->out] == n->out || g->first[u] == NN_NONE)
+            continue;
+        nn_node *p = &g->nodes[g->first[u]];
+        size_t readers = 0;
+        for (size_t j = 0; j < g->n_nodes; j++)
+            for (size_t q = 0; q < g->nodes[j].n_in; q++)
+                readers += g->nodes[j].in[q] == u;
+        if (p->op != CRL_NN_LINEAR || readers != 1) continue;
+        if (n->op == CRL_NN_RELU)
+            p->relu = 1;
+        else
+            p->post = (int)n->op;
+        n->fused = 1;
+    }
+    g->n_outg = 0;
+    for (size_t v = 0; v < g->n_vals; v++)
+        if (g->alias[v] == g->alias[g->output]) g->outg[g->n_outg++] = v;
+    return CRL_OK;
+}
+
 /* What a workspace's plan depends on, hashed (FNV-1a): graphs with the same key can share
  * workspaces (the server reuses one across versions of the same network shape). */
 static uint64_t plan_key(const crl_nn_graph_t *g) {
     uint64_t h = 1469598103934665603ull;
-    size_t words[6];
+    size_t words[7];
     for (size_t v = 0; v <= g->n_vals; v++) {
         if (v == g->n_vals) {
             words[0] = g->n_vals;
             words[1] = g->output;
             words[2] = g->scratch;
-            words[3] = words[4] = words[5] = 0;
+            words[3] = words[4] = words[5] = words[6] = 0;
         } else {
             words[0] = g->first[v];
             words[1] = g->last[v];
@@ -1385,6 +1494,7 @@ static uint64_t plan_key(const crl_nn_graph_t *g) {
             words[3] = (size_t)g->vals[v].is_const;
             words[4] = (size_t)g->vals[v].s.batched;
             words[5] = v;
+            words[6] = g->alias[v];
         }
         const unsigned char *b = (const unsigned char *)words;
         for (size_t i = 0; i < sizeof(words); i++)
@@ -1432,7 +1542,8 @@ crl_status crl_nn_graph_finish(crl_nn_graph_t *g, crl_err *err) {
         for (size_t j = 0; j < n->n_in; j++)
             g->last[n->in[j]] = i;
     }
-    st = pack_linears(g, crl_kernels(), err);
+    st = plan_in_place(g, err);
+    if (st == CRL_OK) st = pack_linears(g, crl_kernels(), err);
     if (st != CRL_OK) goto fail;
     g->id = plan_key(g);
     return CRL_OK;
@@ -1440,7 +1551,9 @@ fail:
     /* A graph whose passes failed is not runnable: keep it finished (frozen) but unplanned. */
     free(g->first);
     free(g->last);
-    g->first = g->last = NULL;
+    free(g->alias);
+    free(g->outg);
+    g->first = g->last = g->alias = g->outg = NULL;
     return st;
 }
 
@@ -1485,22 +1598,32 @@ static int slot_by_off(const void *a, const void *b) {
     return x->off < y->off ? -1 : (x->off > y->off);
 }
 
-/* Greedy first fit, largest first: each value goes at the lowest offset that does not overlap any
- * already placed value whose live range [first, last] meets its own. */
+/* Greedy first fit, largest first: each alias group (plan_in_place) goes at the lowest offset
+ * that does not overlap any already placed group whose live range meets its own; a group's range
+ * runs from its first value's producer to the last reader of any of its values. */
 static crl_status plan(const crl_nn_graph_t *g, crl_nn_ws_t *ws) {
     size_t n = 0;
     nn_slot *slots = malloc((g->n_vals + 1) * sizeof(*slots));
     nn_slot *near = malloc((g->n_vals + 1) * sizeof(*near));
-    if (slots == NULL || near == NULL) {
+    size_t *glast = malloc((g->n_vals + 1) * sizeof(*glast));
+    if (slots == NULL || near == NULL || glast == NULL) {
         free(slots);
         free(near);
+        free(glast);
         return CRL_ENOMEM;
     }
     for (size_t v = 0; v < g->n_vals; v++) {
-        ws->off[v] = NN_NONE;
         ws->first[v] = g->first[v];
         ws->last[v] = g->last[v];
-        if (g->first[v] == NN_NONE || v == g->output) continue; /* input, output, constants */
+        glast[v] = g->last[v];
+    }
+    for (size_t v = 0; v < g->n_vals; v++) /* a group's members follow its root */
+        if (g->alias[v] != v && g->last[v] > glast[g->alias[v]]) glast[g->alias[v]] = g->last[v];
+    for (size_t v = 0; v < g->n_vals; v++) {
+        ws->off[v] = NN_NONE;
+        /* input, constants, the values in y, and non-first members of a group */
+        if (g->first[v] == NN_NONE || g->alias[v] == g->alias[g->output] || g->alias[v] != v)
+            continue;
         size_t len = ws->max_rows * g->vals[v].row;
         len = (len + 15) & ~(size_t)15; /* every slot starts on a cache line */
         slots[n++] = (nn_slot){v, 0, len};
@@ -1511,7 +1634,7 @@ static crl_status plan(const crl_nn_graph_t *g, crl_nn_ws_t *ws) {
         size_t v = slots[i].v, m = 0;
         for (size_t j = 0; j < i; j++) {
             size_t u = slots[j].v;
-            if (g->first[u] <= g->last[v] && g->first[v] <= g->last[u]) near[m++] = slots[j];
+            if (g->first[u] <= glast[v] && g->first[v] <= glast[u]) near[m++] = slots[j];
         }
         qsort(near, m, sizeof(*near), slot_by_off);
         size_t off = 0;
@@ -1524,12 +1647,20 @@ static crl_status plan(const crl_nn_graph_t *g, crl_nn_ws_t *ws) {
         ws->len[v] = slots[i].len;
         if (off + slots[i].len > top) top = off + slots[i].len;
     }
+    for (size_t v = 0; v < g->n_vals; v++) {
+        size_t r = g->alias[v];
+        if (r != v && ws->off[r] != NN_NONE) {
+            ws->off[v] = ws->off[r];
+            ws->len[v] = ws->len[r];
+        }
+    }
     /* Node scratch (im2col) is used only inside one node, after its inputs are read into it and
      * before its output is complete, so it cannot share with any value: it goes after them. */
     ws->arena_n = top + ((g->scratch + 15) & ~(size_t)15);
     ws->scratch_off = top;
     free(slots);
     free(near);
+    free(glast);
     return CRL_OK;
 }
 
@@ -1598,9 +1729,14 @@ crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, 
     int packed = g->packed_for == k; /* the packed weights are k's layout */
     /* The input is only ever read: no node writes value 0. */
     ws->ptr[0] = (float *)(uintptr_t)x;
-    ws->ptr[g->output] = y;
+    for (size_t i = 0; i < g->n_outg; i++)
+        ws->ptr[g->outg[i]] = y;
     for (size_t i = 0; i < g->n_nodes; i++) {
         const nn_node *n = &g->nodes[i];
+        if (n->fused) continue;
+        if (n->n_in == 1 && !g->vals[n->in[0]].is_const &&
+            exec_fast(k, packed, n, rows, ws->ptr[n->in[0]], ws->ptr[n->out]))
+            continue;
         const float *in[CRL_NN_MAX_INPUTS];
         for (size_t j = 0; j < n->n_in; j++) {
             const nn_value *v = &g->vals[n->in[j]];

@@ -150,7 +150,9 @@ crl_status crl_nn_ws_new(const crl_nn_graph_t *g, size_t max_rows, crl_nn_ws_t *
 void crl_nn_ws_free(crl_nn_ws_t *ws); /* NULL-safe */
 /* The memory plan, for tests: arena size in floats, and value v's slot (offset and length in
  * floats) and live range [first, last] in node indexes. Returns 0 when v has no slot (the input,
- * the output, constants). */
+ * constants, the output and the values computed in place into it). An elementwise node that
+ * reads a same-sized value last writes its output over it: the two share one slot, the first's
+ * range ending where the second's begins. */
 size_t crl_nn_ws_arena_floats(const crl_nn_ws_t *ws);
 int crl_nn_ws_slot(const crl_nn_ws_t *ws, size_t v, size_t *off, size_t *len, size_t *first,
                    size_t *last);

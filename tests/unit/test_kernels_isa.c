@@ -503,6 +503,69 @@ static void test_linear_packed_matches_linear(void **state) {
     if (ran == 0) print_message("[  SKIP    ] no ISA table runs here\n");
 }
 
+/* The ReLU epilogue of every table (generic too): linear_relu gives exactly the bits of linear then
+ * relu, and linear_packed_relu those of linear_packed then relu, NaN sums (one row has a NaN
+ * input) and all, writing nothing outside the output. */
+static void check_relu_epilogue(const crl_kernels_t *k, size_t rows, size_t in, size_t out,
+                                int bias, size_t offset) {
+    float *xb, *wb, *bb, *yb, *rb, *pb = NULL;
+    float *x = rnd_block(rows * in, offset, &xb);
+    if (rows > 1 && in > 0) x[in] = NAN;
+    const float *w = rnd_block(out * in, offset, &wb);
+    const float *b = bias ? rnd_block(out, offset, &bb) : (bb = NULL, NULL);
+    float *y = guarded(rows * out, offset, &yb);
+    float *ref = guarded(rows * out, 0, &rb);
+    char what[128];
+    snprintf(what, sizeof(what), "%s linear_relu rows=%zu in=%zu out=%zu bias=%d offset=%zu",
+             k->name, rows, in, out, bias, offset);
+    k->linear(x, rows, in, w, b, out, ref);
+    k->relu(ref, rows * out);
+    k->linear_relu(x, rows, in, w, b, out, y);
+    check_guards(y, rows * out, what);
+    assert_same_bits(y, ref, rows * out, what, rows * out);
+    size_t np = k->pack_size ? k->pack_size(in, out) : 0;
+    if (np > 0) {
+        pb = aligned_alloc(64, (np * sizeof(float) + 63) & ~(size_t)63);
+        assert_non_null(pb);
+        k->pack(w, in, out, pb);
+        for (size_t i = 0; i < rows * out; i++)
+            y[i] = SENTINEL;
+        k->linear_packed_relu(x, rows, in, pb, b, out, y);
+        snprintf(what, sizeof(what), "%s linear_packed_relu rows=%zu in=%zu out=%zu bias=%d",
+                 k->name, rows, in, out, bias);
+        check_guards(y, rows * out, what);
+        assert_same_bits(y, ref, rows * out, what, rows * out);
+    }
+    free(xb);
+    free(wb);
+    free(bb);
+    free(yb);
+    free(rb);
+    free(pb);
+}
+
+static void test_linear_relu_epilogue(void **state) {
+    (void)state;
+    static const size_t shapes[][2] = {{5, 64},  {64, 64}, {64, 3}, {1, 1},   {130, 130}, {3, 5},
+                                       {17, 15}, {15, 17}, {0, 7},  {2, 129}, {300, 20},  {7, 9}};
+    static const size_t row_counts[] = {1, 2, 3, 4, 6, 7, 13, 33};
+    const crl_kernels_t *tables[N_ISAS + 1];
+    size_t n = 0;
+    tables[n++] = crl_kernels_generic();
+    for (size_t t = 0; t < N_ISAS; t++)
+        if ((tables[n] = isa_table(isa_names[t])) != NULL) n++;
+    for (size_t t = 0; t < n; t++) {
+        const crl_kernels_t *k = tables[t];
+        assert_non_null(k->linear_relu);
+        if (k->pack_size) assert_non_null(k->linear_packed_relu);
+        for (size_t rc = 0; rc < sizeof(row_counts) / sizeof(row_counts[0]); rc++)
+            for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+                for (int bias = 0; bias < 2; bias++)
+                    check_relu_epilogue(k, row_counts[rc], shapes[s][0], shapes[s][1], bias,
+                                        (size_t)bias);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_matches_generic),
@@ -512,6 +575,7 @@ int main(void) {
         cmocka_unit_test(test_add_row_matches_generic),
         cmocka_unit_test(test_sleef_activations_accuracy),
         cmocka_unit_test(test_linear_packed_matches_linear),
+        cmocka_unit_test(test_linear_relu_epilogue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

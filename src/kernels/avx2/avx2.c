@@ -96,8 +96,18 @@ static __m256 dot8_pairs(const float *const xp[8], const float *const wp[8], siz
     return reduce8(acc);
 }
 
+/* "v < 0 ? 0 : v" lane by lane, as avx2_relu (an ordered less-than: NaN and -0 pass). */
+static inline __m256 relu_vec(__m256 v) {
+    const __m256 zero = _mm256_setzero_ps();
+    return _mm256_blendv_ps(v, zero, _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+}
+
+static inline float relu1(int relu, float v) {
+    return relu && v < 0.0f ? 0.0f : v;
+}
+
 static void linear_dot(const float *x, size_t rows, size_t in, const float *w, const float *b,
-                       size_t out, float *y) {
+                       size_t out, float *y, int relu) {
     size_t full = out - out % 8; /* outputs covered by whole groups of 8, per row */
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * in;
@@ -105,6 +115,7 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
         for (size_t o = 0; o < full; o += 8) {
             __m256 s = dot8_row(xr, w + o * in, in);
             if (b) s = _mm256_add_ps(s, _mm256_loadu_ps(b + o));
+            if (relu) s = relu_vec(s);
             _mm256_storeu_ps(yr + o, s);
         }
     }
@@ -129,7 +140,7 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
                 }
                 _mm256_storeu_ps(sums, dot8_pairs(xp, wp, in));
                 for (int j = 0; j < n; j++)
-                    *yp[j] = bp[j] ? sums[j] + *bp[j] : sums[j];
+                    *yp[j] = relu1(relu, bp[j] ? sums[j] + *bp[j] : sums[j]);
                 n = 0;
             }
         }
@@ -142,8 +153,8 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
  * vmaskmovps stores are slow on some CPUs (AMD among them); only the panel's tail is masked. */
 static inline __attribute__((always_inline)) void block(int nr, const float *x, size_t in,
                                                         const float *pk, size_t kc, const float *b,
-                                                        int first, float *y, size_t out,
-                                                        size_t ow) {
+                                                        int first, float *y, size_t out, size_t ow,
+                                                        int relu) {
     __m256 acc[RB][NV];
     __m256i m[NV];
     int whole[NV];
@@ -175,6 +186,7 @@ static inline __attribute__((always_inline)) void block(int nr, const float *x, 
     for (int r = 0; r < nr; r++)
         for (int v = 0; v < NV; v++) {
             float *dst = y + (size_t)r * out + (size_t)v * VW;
+            if (relu) acc[r][v] = relu_vec(acc[r][v]);
             if (whole[v])
                 _mm256_storeu_ps(dst, acc[r][v]);
             else
@@ -278,6 +290,8 @@ static const crl_kernels_t avx2_table = {
     .pack_size = simd_pack_size,
     .pack = simd_pack,
     .linear_packed = simd_linear_packed,
+    .linear_relu = simd_linear_relu,
+    .linear_packed_relu = simd_linear_packed_relu,
 };
 
 const crl_kernels_t *crl_kernels_avx2(void) {

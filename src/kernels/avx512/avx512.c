@@ -60,8 +60,12 @@ static inline __mmask16 tail_mask(size_t n) {
  * acc[j]. Each step halves the vectors and the lanes per vector: 16 -> 8 -> 4 -> 2 -> 1. */
 static inline __m512 reduce16(const __m512 acc[16]) {
     __m512 s1[8], s2[4], s3[2];
+    /* The tree below leaves in lane 4*L + k the sum of its input 4*k + L, and treats every input
+     * alike, so feeding it acc[4*L + k] as input 4*k + L puts acc[j]'s sum in lane j without a
+     * final permute: the same additions, so the same bits. */
     for (int j = 0; j < 8; j++) {
-        __m512 a = acc[2 * j], b = acc[2 * j + 1];
+        int i0 = 2 * j, i1 = 2 * j + 1;
+        __m512 a = acc[i0 % 4 * 4 + i0 / 4], b = acc[i1 % 4 * 4 + i1 / 4];
         /* 128-bit lanes: [a0 a1 b0 b1] + [a2 a3 b2 b3] */
         s1[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
                               _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
@@ -76,11 +80,8 @@ static inline __m512 reduce16(const __m512 acc[16]) {
         s3[j] = _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
                               _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
     }
-    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    /* Lane 4*L + k now holds the sum of acc[4*k + L]; put lane j's sum in lane j. */
-    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    return _mm512_permutexvar_ps(perm, r);
+    return _mm512_add_ps(_mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
 /* 16 dot products of one input row x with 16 consecutive weight rows w[0..15] (stride in).
@@ -128,7 +129,7 @@ static __m512 dot16_pairs(const float *const xp[16], const float *const wp[16], 
  * wasted work (e.g. the 3 outputs of a 64->3 layer at batch 1). It must give the bits one slot of
  * dot16_pairs gives (see "batch invariance" above): one accumulator, the same FMA order, and
  * reduce16's addition tree for one vector. */
-static float dot1(const float *x, const float *w, size_t in) {
+static inline __attribute__((always_inline)) float dot1(const float *x, const float *w, size_t in) {
     __m512 acc = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + VW <= in; i += VW)
@@ -146,8 +147,18 @@ static float dot1(const float *x, const float *w, size_t in) {
     return _mm_cvtss_f32(_mm_add_ss(f, _mm_shuffle_ps(f, f, _MM_SHUFFLE(1, 1, 1, 1))));
 }
 
+/* "v < 0 ? 0 : v" lane by lane, as avx512_relu (an ordered less-than: NaN and -0 pass). */
+static inline __m512 relu_vec(__m512 v) {
+    return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ),
+                              _mm512_setzero_ps());
+}
+
+static inline float relu1(int relu, float v) {
+    return relu && v < 0.0f ? 0.0f : v;
+}
+
 static void linear_dot(const float *x, size_t rows, size_t in, const float *w, const float *b,
-                       size_t out, float *y) {
+                       size_t out, float *y, int relu) {
     size_t full = out - out % 16; /* outputs covered by whole groups of 16, per row */
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * in;
@@ -155,6 +166,7 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
         for (size_t o = 0; o < full; o += 16) {
             __m512 s = dot16_row(xr, w + o * in, in);
             if (b) s = _mm512_add_ps(s, _mm512_loadu_ps(b + o));
+            if (relu) s = relu_vec(s);
             _mm512_storeu_ps(yr + o, s);
         }
     }
@@ -176,7 +188,7 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
                 if (n <= SMALL_GROUP) {
                     for (int j = 0; j < n; j++) {
                         float d = dot1(xp[j], wp[j], in);
-                        *yp[j] = bp[j] ? d + *bp[j] : d;
+                        *yp[j] = relu1(relu, bp[j] ? d + *bp[j] : d);
                     }
                     n = 0;
                     continue;
@@ -187,7 +199,7 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
                 }
                 _mm512_storeu_ps(sums, dot16_pairs(xp, wp, in));
                 for (int j = 0; j < n; j++)
-                    *yp[j] = bp[j] ? sums[j] + *bp[j] : sums[j];
+                    *yp[j] = relu1(relu, bp[j] ? sums[j] + *bp[j] : sums[j]);
                 n = 0;
             }
         }
@@ -199,8 +211,8 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
  * y (later chunks); ow <= PANEL outputs are stored. */
 static inline __attribute__((always_inline)) void block(int nr, const float *x, size_t in,
                                                         const float *pk, size_t kc, const float *b,
-                                                        int first, float *y, size_t out,
-                                                        size_t ow) {
+                                                        int first, float *y, size_t out, size_t ow,
+                                                        int relu) {
     __m512 acc[RB][NV];
     __mmask16 m[NV];
     for (int v = 0; v < NV; v++) {
@@ -228,7 +240,8 @@ static inline __attribute__((always_inline)) void block(int nr, const float *x, 
     }
     for (int r = 0; r < nr; r++)
         for (int v = 0; v < NV; v++)
-            _mm512_mask_storeu_ps(y + (size_t)r * out + (size_t)v * VW, m[v], acc[r][v]);
+            _mm512_mask_storeu_ps(y + (size_t)r * out + (size_t)v * VW, m[v],
+                                  relu ? relu_vec(acc[r][v]) : acc[r][v]);
 }
 
 /* The packed path's arithmetic without the packing, for a few rows (packing W would cost more
@@ -319,6 +332,8 @@ static const crl_kernels_t avx512_table = {
     .pack_size = simd_pack_size,
     .pack = simd_pack,
     .linear_packed = simd_linear_packed,
+    .linear_relu = simd_linear_relu,
+    .linear_packed_relu = simd_linear_packed_relu,
 };
 
 const crl_kernels_t *crl_kernels_avx512(void) {

@@ -86,6 +86,14 @@ static void generic_scale(float *x, size_t n, float alpha) {
         x[i] *= alpha;
 }
 
+/* The ReLU epilogue: relu over the rows just written, while they are still in L1; the same
+ * accumulated values clamped the same way as linear then relu, so the same bits. */
+static void generic_linear_relu(const float *x, size_t rows, size_t in, const float *w,
+                                const float *b, size_t out, float *y) {
+    generic_linear(x, rows, in, w, b, out, y);
+    generic_relu(y, rows * out);
+}
+
 static const crl_kernels_t generic_table = {
     .name = "generic",
     .linear = generic_linear,
@@ -95,6 +103,7 @@ static const crl_kernels_t generic_table = {
     .clip = generic_clip,
     .add_row = generic_add_row,
     .scale = generic_scale,
+    .linear_relu = generic_linear_relu,
 };
 
 const crl_kernels_t *crl_kernels_generic(void) {
