@@ -324,4 +324,19 @@ static inline int ys_run_variant(const char *variant, const ys_args *a, size_t i
     return 0;
 }
 
+/* The start of the drivers that read the extracted weights (openblas, onednn): arguments, then
+ * the weight file. Returns 0, or the exit code to return (2: usage, 1: unreadable weights). */
+static inline int ys_start_weights(int argc, char **argv, const char *engine, ys_args *a,
+                                   ys_model *m) {
+    if (ys_parse_args(argc, argv, a) != 0 || a->weights == NULL) {
+        fprintf(stderr, "usage: %s --weights F --golden DIR [--batches 1,8] [--reps N]\n", argv[0]);
+        return 2;
+    }
+    if (ys_model_load(a->weights, m) != 0) {
+        printf("error %s cannot read weight file %s\n", engine, a->weights);
+        return 1;
+    }
+    return 0;
+}
+
 #endif

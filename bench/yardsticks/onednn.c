@@ -154,14 +154,8 @@ static int forward(void *ctx, const float *x, size_t rows, float *y) {
 int main(int argc, char **argv) {
     ys_args a;
     ys_model m;
-    if (ys_parse_args(argc, argv, &a) != 0 || a.weights == NULL) {
-        fprintf(stderr, "usage: %s --weights F --golden DIR [--batches 1,8] [--reps N]\n", argv[0]);
-        return 2;
-    }
-    if (ys_model_load(a.weights, &m) != 0) {
-        printf("error onednn cannot read weight file %s\n", a.weights);
-        return 1;
-    }
+    int rc = ys_start_weights(argc, argv, "onednn", &a, &m);
+    if (rc != 0) return rc;
     const dnnl_version_t *v = dnnl_version();
     printf("info onednn version %d.%d.%d, fixed-shape primitives per batch size\n", v->major,
            v->minor, v->patch);

@@ -67,14 +67,8 @@ static int forward(void *ctx, const float *x, size_t rows, float *y) {
 int main(int argc, char **argv) {
     ys_args a;
     ys_model m;
-    if (ys_parse_args(argc, argv, &a) != 0 || a.weights == NULL) {
-        fprintf(stderr, "usage: %s --weights F --golden DIR [--batches 1,8] [--reps N]\n", argv[0]);
-        return 2;
-    }
-    if (ys_model_load(a.weights, &m) != 0) {
-        printf("error openblas cannot read weight file %s\n", a.weights);
-        return 1;
-    }
+    int rc = ys_start_weights(argc, argv, "openblas", &a, &m);
+    if (rc != 0) return rc;
     openblas_set_num_threads(1);
     printf("info openblas core %s, sgemv at batch 1, sgemm above, SLEEF tanh\n",
            openblas_get_corename());
