@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config/yaml.h"
+#include "isa.h"
 #include "model/example.h"
 
 #define ART_DIR CRL_TEST_DATA "/artifacts/v0.1.0"

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "hw/hw.h"
+#include "isa.h"
 #include "kernels/kernels.h"
 #include "nn/graph.h"
 
@@ -289,7 +290,7 @@ static void test_packed_graph_after_table_switch(void **state) {
         x[i] = (float)((i * 7919u) % 61u) / 10.0f - 3.0f;
     crl_nn_graph_t *gen_graph = mlp_graph(); /* generic is selected: nothing packed */
     for (size_t a = 0; a < NT; a++) {
-        if (tables[a] == NULL) continue;
+        if (tables[a] == NULL || !crl_test_covers(names[a])) continue;
         crl_kernels_choose(~0u, names[a]);
         assert_string_equal(crl_kernels()->name, names[a]);
         crl_nn_graph_t *ga = mlp_graph();
@@ -321,7 +322,7 @@ static void test_packed_graph_after_table_switch(void **state) {
         crl_nn_graph_free(ga);
     }
     crl_nn_graph_free(gen_graph);
-    crl_kernels_select("generic");
+    crl_test_isa_default();
 }
 
 /* Values given by id (the general builder), numpy broadcasting: [B,2,3] + [3], times [2,1]. */
@@ -467,11 +468,10 @@ static void test_relu_fusion(void **state) {
         w1[i] = (float)((i * 29) % 31) / 15.0f - 1.0f;
     for (size_t i = 0; i < ROWS * IN; i++)
         x[i] = (float)((i * 17) % 11) / 3.0f - 1.7f;
-    const char *names[] = {"generic", "avx2", "avx512"};
     unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
-    for (int t = 0; t < 3; t++) {
-        const crl_kernels_t *k = crl_kernels_choose(isas, names[t]);
-        if (strcmp(k->name, names[t]) != 0) continue;
+    for (size_t t = 0; t < CRL_TEST_N_TABLES; t++) {
+        if (!crl_test_covers(crl_test_tables[t])) continue;
+        const crl_kernels_t *k = crl_kernels_choose(isas, crl_test_tables[t]);
         /* The reference: the table's own kernels, unfused. */
         float h[ROWS * H], ref1[ROWS * H], ref2[ROWS * H], ref3[ROWS * H], ref4[ROWS * H];
         k->linear(x, ROWS, IN, w0, b0, H, h);
@@ -514,7 +514,7 @@ static void test_relu_fusion(void **state) {
             crl_nn_graph_free(g);
         }
     }
-    crl_kernels_choose(0, "generic");
+    crl_test_isa_default();
 }
 
 /* The memory plan: values whose live ranges meet never share memory (but for an elementwise node
@@ -661,9 +661,10 @@ static void check_spatial(crl_nn_op op, const sp_case *t, const crl_nn_attrs *a,
     for (size_t i = 0; i < 64; i++)
         bv[i] = test_val(i, 31u, 17u);
     unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
-    static const char *const names[] = {"generic", "avx2", "avx512"};
-    for (size_t k = 0; k < 3; k++) {
-        if (strcmp(crl_kernels_choose(isas, names[k])->name, names[k]) != 0) continue;
+    const char *const *names = crl_test_tables;
+    for (size_t k = 0; k < CRL_TEST_N_TABLES; k++) {
+        if (!crl_test_covers(names[k])) continue;
+        crl_kernels_choose(isas, names[k]);
         crl_nn_graph_t *g = NULL;
         assert_int_equal(crl_nn_graph_new_shaped(dims, 3, &g), CRL_OK);
         size_t in[3] = {0}, n_in = 1, out;
@@ -700,7 +701,7 @@ static void check_spatial(crl_nn_op op, const sp_case *t, const crl_nn_attrs *a,
         crl_nn_ws_free(ws);
         crl_nn_graph_free(g);
     }
-    crl_kernels_choose(0, "generic");
+    crl_test_isa_default();
     free(x);
     free(y);
     free(w);
@@ -1010,7 +1011,6 @@ static void test_global_avgpool(void **state) {
 }
 
 int main(void) {
-    crl_kernels_select("generic");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_hand_computed),
         cmocka_unit_test(test_elementwise_chain),

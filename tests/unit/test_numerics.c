@@ -14,6 +14,7 @@
 
 #include "config/yaml.h"
 #include "hw/hw.h"
+#include "isa.h"
 #include "kernels/kernels.h"
 #include "json/predict.h"
 #include "model/model.h"
@@ -104,17 +105,15 @@ static void run_golden(size_t batch) {
 
 /* Each golden batch through every kernel table this CPU runs (generic, then the ISA tables). */
 static void run_all_tables(size_t batch) {
-    const char *names[] = {"generic", "avx2", "avx512"};
     unsigned runs = crl_kernels_isas_for(crl_hw_cpu_features());
-    const unsigned bits[] = {0, CRL_ISA_AVX2, CRL_ISA_AVX512};
-    for (size_t i = 0; i < 3; i++) {
-        if (bits[i] && !(runs & bits[i])) continue;
-        const crl_kernels_t *k = crl_kernels_choose(runs, names[i]);
-        assert_string_equal(k->name, names[i]);
+    for (size_t i = 0; i < CRL_TEST_N_TABLES; i++) {
+        if (!crl_test_covers(crl_test_tables[i])) continue;
+        const crl_kernels_t *k = crl_kernels_choose(runs, crl_test_tables[i]);
+        assert_string_equal(k->name, crl_test_tables[i]);
         printf("kernels %s: ", k->name);
         run_golden(batch);
     }
-    crl_kernels_choose(0, "generic");
+    crl_test_isa_default();
 }
 
 static void test_batch_1(void **state) {

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "isa.h"
 #include "kernels/kernels.h"
 #include "model/onnx.h"
 #include "nn/graph.h"
@@ -534,7 +535,6 @@ static void test_missing_file(void **state) {
 }
 
 int main(void) {
-    crl_kernels_select("generic");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_torch_opset11),    cmocka_unit_test(test_torch_opset14),
         cmocka_unit_test(test_torch_opset17),    cmocka_unit_test(test_matmul_add),

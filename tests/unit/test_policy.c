@@ -17,6 +17,7 @@
 #include <math.h>
 
 #include "config/yaml.h"
+#include "isa.h"
 #include "json/predict.h"
 #include "model/card.h"
 #include "model/model.h"

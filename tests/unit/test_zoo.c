@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "hw/hw.h"
+#include "isa.h"
 #include "kernels/kernels.h"
 #include "model/onnx.h"
 #include "nn/graph.h"
@@ -84,16 +84,15 @@ static void read_golden(const char *path, golden *gd) {
 #undef NEED
 }
 
-static const char *const table_names[] = {"generic", "avx2", "avx512"};
-
-/* Loads `name` under every table this CPU runs and checks the first n_batches golden batches of
- * 1, 7, 64. Returns the op count of the last load. */
+/* Loads `name` under every table this run covers (isa.h) and checks the first n_batches golden
+ * batches of 1, 7, 64. Returns the op count of the last load. */
 static size_t check_batches(const char *name, size_t n_batches) {
     unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
     static const size_t batches[] = {1, 7, 64};
     size_t ops = 0;
-    for (size_t t = 0; t < 3; t++) {
-        if (strcmp(crl_kernels_choose(isas, table_names[t])->name, table_names[t]) != 0) continue;
+    for (size_t t = 0; t < CRL_TEST_N_TABLES; t++) {
+        if (!crl_test_covers(crl_test_tables[t])) continue;
+        crl_kernels_choose(isas, crl_test_tables[t]);
         char path[512];
         crl_err err = {{0}};
         crl_nn_graph_t *g = NULL;
@@ -117,10 +116,10 @@ static size_t check_batches(const char *name, size_t n_batches) {
                 double e = fabs((double)y[i] - (double)gd.y[i]);
                 if (!(e <= 1e-5 || e <= 1e-4 * fabs((double)gd.y[i])))
                     fail_msg("%s (%s kernels, batch %zu): output %zu is %.9g, torch %.9g", name,
-                             table_names[t], gd.rows, i, (double)y[i], (double)gd.y[i]);
+                             crl_test_tables[t], gd.rows, i, (double)y[i], (double)gd.y[i]);
                 if (e > worst) worst = e;
             }
-            printf("%-14s %-8s batch %2zu: max abs error %.3g\n", name, table_names[t], gd.rows,
+            printf("%-14s %-8s batch %2zu: max abs error %.3g\n", name, crl_test_tables[t], gd.rows,
                    worst);
             free(y);
             free(gd.x);
@@ -129,7 +128,7 @@ static size_t check_batches(const char *name, size_t n_batches) {
         crl_nn_ws_free(ws);
         crl_nn_graph_free(g);
     }
-    crl_kernels_choose(0, "generic");
+    crl_test_isa_default();
     return ops;
 }
 
@@ -187,7 +186,6 @@ static void test_nature_cnn(void **state) {
 }
 
 int main(void) {
-    crl_kernels_choose(0, "generic");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_mlp),   cmocka_unit_test(test_ppo_gaussian),
         cmocka_unit_test(test_sac_squashed),  cmocka_unit_test(test_dueling_dqn),
