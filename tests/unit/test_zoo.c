@@ -1,7 +1,7 @@
 /* test_zoo.c: every policy of the zoo (tests/data/zoo, docs/zoo.md) loads through the ONNX
  * importer and matches the torch goldens at batch 1, 7 and 64, within 1e-5 absolute or 1e-4
- * relative, on every kernel table this CPU runs. nature_cnn (Conv, goldens at batch 1 and 7 only)
- * also checks that the convolutions run as CONV nodes with a LINEAR head. */
+ * relative, on every kernel table this CPU runs. nature_cnn (Conv) also checks that the
+ * convolutions run as CONV nodes with a LINEAR head. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,7 +32,20 @@ static uint32_t le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Reads golden_b<N>.bin (docs/zoo.md, version 1, one output); fails the test on any mismatch. */
+/* Version 2's input: output i (from 0) of splitmix64 seeded with `seed`, its top 8 bits divided
+ * by 255 in double, rounded to float (docs/zoo.md; splitmix_frames in tools/make_zoo.py). */
+static void splitmix_frames(uint64_t seed, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint64_t z = seed + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15u;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+        z ^= z >> 31;
+        x[i] = (float)((double)(z >> 56) / 255.0);
+    }
+}
+
+/* Reads golden_b<N>.bin (docs/zoo.md, version 1 or 2, one output); fails the test on any mismatch.
+ */
 static void read_golden(const char *path, golden *gd) {
     FILE *f = fopen(path, "rb");
     if (f == NULL) fail_msg("cannot open %s", path);
@@ -51,7 +64,8 @@ static void read_golden(const char *path, golden *gd) {
     } while (0)
     NEED(12);
     assert_memory_equal(b, "CRLG", 4);
-    assert_int_equal(le32(b + 4), 1);
+    uint32_t version = le32(b + 4);
+    assert_true(version == 1 || version == 2);
     size_t rank = le32(b + 8);
     pos = 12;
     assert_true(rank >= 2 && rank <= 6);
@@ -73,13 +87,19 @@ static void read_golden(const char *path, golden *gd) {
         gd->out_width *= le32(b + pos + 4 * i);
     pos += 4 * orank;
     size_t nx = gd->rows * gd->in_width, ny = gd->rows * gd->out_width;
-    assert_int_equal(len, pos + 4 * (nx + ny)); /* no trailing bytes */
+    size_t x_bytes = version == 1 ? 4 * nx : 8;    /* version 2: the frames' seed */
+    assert_int_equal(len, pos + x_bytes + 4 * ny); /* no trailing bytes */
     gd->x = malloc(nx * sizeof(float));
     gd->y = malloc(ny * sizeof(float));
     assert_non_null(gd->x);
     assert_non_null(gd->y);
-    memcpy(gd->x, b + pos, nx * sizeof(float)); /* little-endian host */
-    memcpy(gd->y, b + pos + 4 * nx, ny * sizeof(float));
+    if (version == 1) {
+        memcpy(gd->x, b + pos, nx * sizeof(float)); /* little-endian host */
+    } else {
+        uint64_t seed = (uint64_t)le32(b + pos) | (uint64_t)le32(b + pos + 4) << 32;
+        splitmix_frames(seed, gd->x, nx);
+    }
+    memcpy(gd->y, b + pos + x_bytes, ny * sizeof(float));
     free(b);
 #undef NEED
 }
@@ -173,7 +193,7 @@ static void test_batchnorm_mlp(void **state) {
 /* 3 Conv + 4 Relu + Flatten + 2 Gemm: the Flatten vanishes, the rest runs as is. */
 static void test_nature_cnn(void **state) {
     (void)state;
-    assert_int_equal(check_batches("nature_cnn", 2), 9);
+    assert_int_equal(check_model("nature_cnn"), 9);
     crl_nn_graph_t *g = NULL;
     crl_err err = {{0}};
     assert_int_equal(crl_onnx_load_file(ZOO_DIR "nature_cnn/model.onnx", &g, &err), CRL_OK);
