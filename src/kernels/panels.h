@@ -80,7 +80,7 @@ static void linear_run(const float *x, size_t rows, size_t in, const float *w, c
                 y[r * out + o] = relu_if(relu, b ? b[o] : 0.0f);
         return;
     }
-    if (out >= VW && in < VW) {
+    if (out >= VW) {
         if (rows < PACK_MIN_ROWS)
             linear_fma_rows(x, rows, in, w, b, out, y, relu);
         else
@@ -101,9 +101,11 @@ static void simd_linear_relu(const float *x, size_t rows, size_t in, const float
     linear_run(x, rows, in, w, b, out, y, 1);
 }
 
-/* Packing pays for the "packed" shapes only; in < VW <= KC, so W is one chunk of inputs. */
+/* Packing pays for the "packed" shapes (out >= VW) only. A packed panel holds all `in` inputs, so
+ * linear_packed runs one chunk where linear_panels runs KC-input chunks that continue the same
+ * sums through y: the same FMAs in the same order. */
 static size_t simd_pack_size(size_t in, size_t out) {
-    if (!(out >= VW && in < VW) || in == 0) return 0;
+    if (out < VW || in == 0) return 0;
     return (out + PANEL - 1) / PANEL * in * PANEL;
 }
 

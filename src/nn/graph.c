@@ -47,16 +47,17 @@ typedef struct nn_node {
     crl_nn_attrs a;
     float *w, *b;       /* LINEAR: W [k_out][k_in], bias [k_out] or NULL */
     size_t k_in, k_out; /* LINEAR */
-    float *wp;          /* LINEAR: W packed for the graph's packed_for table, or NULL */
+    /* LINEAR, CONV: W packed for the graph's packed_for table (CONV: group after group), or NULL */
+    float *wp;
     size_t wp_n;
     float *p; /* ADD_ROW: the row; BATCHNORM: scale[C], shift[C]; LAYERNORM: gamma[n], beta[n] */
     size_t p_n;
     /* Set at finish (plan_in_place): */
     size_t xrow; /* floats of input 0 per batch row (batched) or in all */
     size_t mrow; /* LINEAR: xrow / k_in, the matrix rows per batch row (no division per run) */
-    int relu;    /* LINEAR: applies the ReLU of the node that reads its output (fused) */
-    int post;    /* LINEAR: CRL_NN_TANH / CRL_NN_SIGMOID run right after it (fused), or 0 */
-    int fused;   /* RELU / TANH / SIGMOID: done by the LINEAR before it, in place; skipped */
+    int relu;    /* LINEAR, CONV: applies the ReLU of the node that reads its output (fused) */
+    int post;    /* LINEAR, CONV: CRL_NN_TANH / CRL_NN_SIGMOID run right after it (fused), or 0 */
+    int fused;   /* RELU / TANH / SIGMOID: done by the LINEAR / CONV before it, in place; skipped */
 } nn_node;
 
 struct crl_nn_graph {
@@ -918,18 +919,41 @@ static void run_reduce_mean(const nn_node *n, const float *x, const size_t *d, s
         y[i] /= (float)cnt;
 }
 
-/* Floats of scratch a node needs: CONV's im2col matrix for one image and one group. */
+/* Floats of scratch a node needs: CONV's im2col matrix and its output pixels (one image, one
+ * group). */
 static size_t node_scratch(const nn_node *n) {
     if (n->op != CRL_NN_CONV) return 0;
-    return n->k_in * n->osh.d[2] * n->osh.d[3];
+    size_t np = n->osh.d[2] * n->osh.d[3];
+    return np * (n->k_in + n->k_out / n->a.group);
 }
 
-/* Convolution as one GEMM per image and group: the im2col matrix col[p][q] (p an output pixel,
- * q = (c, ki, kj) in W's order, zero where the window hits padding) is the `w` of the kernel
- * table's linear and the group's filters are its rows, so y[m][p] = W[m] . col[p] comes out in
- * NCHW order directly. */
-static void run_conv(const crl_kernels_t *k, const nn_node *n, const size_t *d, const size_t *od,
-                     const float *x, float *col, float *y) {
+/* y = x W^T + b over m rows through the table's linear: W's packed copy `wp` when there is one,
+ * with the ReLU epilogue when `relu`. */
+static void run_linear(const crl_kernels_t *k, const float *wp, const float *w, const float *x,
+                       size_t m, size_t in, const float *b, size_t out, float *y, int relu) {
+    if (wp) {
+        if (relu && k->linear_packed_relu) {
+            k->linear_packed_relu(x, m, in, wp, b, out, y);
+            return;
+        }
+        k->linear_packed(x, m, in, wp, b, out, y);
+    } else {
+        if (relu && k->linear_relu) {
+            k->linear_relu(x, m, in, w, b, out, y);
+            return;
+        }
+        k->linear(x, m, in, w, b, out, y);
+    }
+    if (relu) k->relu(y, m * out);
+}
+
+/* Convolution as one GEMM per image and group: the rows of the im2col matrix col[p][q] (p an
+ * output pixel, q = (c, ki, kj) in W's order, zero where the window hits padding) are the
+ * linear's input rows and the group's filters its W, packed at load like a LINEAR's, so the
+ * pixels get the GEMM's register blocking and the bias (and a fused ReLU) its epilogue. The
+ * [pixel][filter] result is then transposed into NCHW. */
+static void run_conv(const crl_kernels_t *k, int packed, const nn_node *n, const size_t *d,
+                     const size_t *od, const float *x, float *col, float *y) {
     const crl_nn_attrs *a = &n->a;
     size_t grp = a->group, cg = d[1] / grp, mg = n->k_out / grp, kin = n->k_in;
     size_t h = d[2], w = d[3], oh = od[2], ow = od[3], np = oh * ow, kh = a->kernel[0],
@@ -951,13 +975,16 @@ static void run_conv(const crl_kernels_t *k, const nn_node *n, const size_t *d, 
                             }
                         }
                 }
-            float *yg = y + (b * n->k_out + gi * mg) * np;
-            k->linear(n->w + gi * mg * kin, mg, kin, col, NULL, np, yg);
-            if (n->b)
+            float *yt = col + np * kin, *yg = y + (b * n->k_out + gi * mg) * np;
+            const float *wp = packed && n->wp ? n->wp + gi * (n->wp_n / grp) : NULL;
+            run_linear(k, wp, n->w + gi * mg * kin, col, np, kin, n->b ? n->b + gi * mg : NULL, mg,
+                       yt, n->relu);
+            for (size_t p = 0; p < np; p++)
                 for (size_t m = 0; m < mg; m++)
-                    for (size_t p = 0; p < np; p++)
-                        yg[m * np + p] += n->b[gi * mg + m];
+                    yg[m * np + p] = yt[p * mg + m];
         }
+    if (n->post == CRL_NN_TANH) k->tanh(y, d[0] * n->k_out * np);
+    if (n->post == CRL_NN_SIGMOID) k->sigmoid(y, d[0] * n->k_out * np);
 }
 
 static void run_pool(const nn_node *n, const size_t *d, const size_t *od, const float *x,
@@ -1002,20 +1029,7 @@ static int exec_fast(const crl_kernels_t *k, int packed, const nn_node *n, size_
     switch (n->op) {
     case CRL_NN_LINEAR: {
         size_t m = n->ish[0].batched ? rows * n->mrow : n->mrow;
-        if (packed && n->wp) {
-            if (n->relu && k->linear_packed_relu) {
-                k->linear_packed_relu(x, m, n->k_in, n->wp, n->b, n->k_out, y);
-                return 1;
-            }
-            k->linear_packed(x, m, n->k_in, n->wp, n->b, n->k_out, y);
-        } else {
-            if (n->relu && k->linear_relu) {
-                k->linear_relu(x, m, n->k_in, n->w, n->b, n->k_out, y);
-                return 1;
-            }
-            k->linear(x, m, n->k_in, n->w, n->b, n->k_out, y);
-        }
-        if (n->relu) k->relu(y, m * n->k_out);
+        run_linear(k, packed ? n->wp : NULL, n->w, x, m, n->k_in, n->b, n->k_out, y, n->relu);
         /* The activation node's own kernel call on the same memory, without its dispatch. */
         if (n->post == CRL_NN_TANH) k->tanh(y, m * n->k_out);
         if (n->post == CRL_NN_SIGMOID) k->sigmoid(y, m * n->k_out);
@@ -1158,7 +1172,7 @@ static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size
         run_reduce_mean(n, x, d, r, y);
         return;
     case CRL_NN_CONV:
-        run_conv(k, n, d, od, x, scratch, y);
+        run_conv(k, packed, n, d, od, x, scratch, y);
         return;
     case CRL_NN_MAXPOOL:
     case CRL_NN_AVGPOOL:
@@ -1371,23 +1385,26 @@ static void free_packed(crl_nn_graph_t *g) {
     g->packed_for = NULL;
 }
 
-/* Packs every LINEAR whose shape the table packs (pack_size > 0); the others keep using W. */
+/* Packs every LINEAR whose shape the table packs (pack_size > 0), and every CONV's filters, one
+ * group after another (W_g is [k_out / group][k_in]); the others keep using W. */
 static crl_status pack_linears(crl_nn_graph_t *g, const crl_kernels_t *k, crl_err *err) {
     if (k->pack_size == NULL || k->pack == NULL || k->linear_packed == NULL) return CRL_OK;
     for (size_t i = 0; i < g->n_nodes; i++) {
         nn_node *n = &g->nodes[i];
-        if (n->op != CRL_NN_LINEAR) continue;
-        size_t np = k->pack_size(n->k_in, n->k_out);
+        if (n->op != CRL_NN_LINEAR && n->op != CRL_NN_CONV) continue;
+        size_t grp = n->op == CRL_NN_CONV ? n->a.group : 1, mg = n->k_out / grp;
+        size_t np = k->pack_size(n->k_in, mg);
         if (np == 0) continue;
-        n->wp = alloc_floats(np);
+        n->wp = alloc_floats(np * grp);
         if (n->wp == NULL) {
             free_packed(g);
             return crl_err_set(err, CRL_ENOMEM,
                                "out of memory packing a %zux%zu linear layer for the %s kernels",
                                n->k_out, n->k_in, k->name);
         }
-        n->wp_n = np;
-        k->pack(n->w, n->k_in, n->k_out, n->wp);
+        n->wp_n = np * grp;
+        for (size_t gi = 0; gi < grp; gi++)
+            k->pack(n->w + gi * mg * n->k_in, n->k_in, mg, n->wp + gi * np);
     }
     g->packed_for = k;
     return CRL_OK;
@@ -1463,7 +1480,7 @@ static crl_status plan_in_place(crl_nn_graph_t *g, crl_err *err) {
         for (size_t j = 0; j < g->n_nodes; j++)
             for (size_t q = 0; q < g->nodes[j].n_in; q++)
                 readers += g->nodes[j].in[q] == u;
-        if (p->op != CRL_NN_LINEAR || readers != 1) continue;
+        if ((p->op != CRL_NN_LINEAR && p->op != CRL_NN_CONV) || readers != 1) continue;
         if (n->op == CRL_NN_RELU)
             p->relu = 1;
         else

@@ -761,6 +761,62 @@ static void test_conv_stride_pad_dilation_groups(void **state) {
                  .ow = 5};
     sp_attrs(&p, &a);
     check_spatial(CRL_NN_CONV, &p, &a, 1);
+    /* Wide groups (20 filters each): the packed filters, a partial panel, per group. */
+    sp_case wide = t;
+    wide.m = 40;
+    sp_attrs(&wide, &a);
+    check_spatial(CRL_NN_CONV, &wide, &a, 1);
+    check_spatial(CRL_NN_CONV, &wide, &a, 0);
+}
+
+/* CONV -> RELU (or TANH): the activation is done by the convolution (fused, the node skipped),
+ * giving exactly the convolution's output followed by the table's own activation, with 1 and 2
+ * groups of 20 filters. */
+static void test_conv_activation_fused(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    enum { N = 2, C = 4, H = 6, W = 5, M = 40, OH = 4, OW = 3 };
+    size_t dims[3] = {C, H, W};
+    static float x[N * C * H * W], w[M * C * 3 * 3], bias[M], plain[N * M * OH * OW],
+        fused[N * M * OH * OW];
+    for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++)
+        x[i] = test_val(i, 7919u, 101u);
+    for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+        w[i] = test_val(i, 104729u, 53u);
+    for (size_t i = 0; i < M; i++)
+        bias[i] = test_val(i, 31u, 17u);
+    for (size_t grp = 1; grp <= 2; grp++)
+        for (int act = 0; act < 2; act++) {
+            crl_nn_op aop = act ? CRL_NN_TANH : CRL_NN_RELU;
+            for (int with_act = 0; with_act < 2; with_act++) {
+                crl_nn_graph_t *g = NULL;
+                assert_int_equal(crl_nn_graph_new_shaped(dims, 3, &g), CRL_OK);
+                size_t wd[4] = {M, C / grp, 3, 3}, bd[1] = {M}, in[3] = {0}, out;
+                assert_int_equal(crl_nn_graph_const(g, w, wd, 4, &in[1], &err), CRL_OK);
+                assert_int_equal(crl_nn_graph_const(g, bias, bd, 1, &in[2], &err), CRL_OK);
+                crl_nn_attrs a;
+                crl_nn_attrs_init(&a);
+                a.group = grp;
+                assert_int_equal(crl_nn_graph_node(g, CRL_NN_CONV, in, 3, &a, &out, &err), CRL_OK);
+                if (with_act)
+                    assert_int_equal(crl_nn_graph_node(g, aop, &out, 1, NULL, &out, &err), CRL_OK);
+                assert_int_equal(crl_nn_graph_set_output(g, out, &err), CRL_OK);
+                assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+                assert_int_equal(crl_nn_graph_num_ops(g), 1 + (size_t)with_act);
+                crl_nn_ws_t *ws = NULL;
+                assert_int_equal(crl_nn_ws_new(g, N, &ws), CRL_OK);
+                assert_int_equal(crl_nn_run(g, ws, x, N, with_act ? fused : plain), CRL_OK);
+                crl_nn_ws_free(ws);
+                crl_nn_graph_free(g);
+            }
+            if (act)
+                crl_kernels()->tanh(plain, N * M * OH * OW);
+            else
+                crl_kernels()->relu(plain, N * M * OH * OW);
+            if (memcmp(plain, fused, sizeof(plain)) != 0)
+                fail_msg("%s: CONV (group %zu) with a fused %s differs from CONV then %s",
+                         crl_kernels()->name, grp, act ? "TANH" : "RELU", act ? "TANH" : "RELU");
+        }
 }
 
 /* Depthwise (group = C = M) with auto_pad SAME_UPPER / SAME_LOWER / VALID: the pads come from
@@ -1026,6 +1082,7 @@ int main(void) {
         cmocka_unit_test(test_memory_plan),
         cmocka_unit_test(test_relu_fusion),
         cmocka_unit_test(test_conv_stride_pad_dilation_groups),
+        cmocka_unit_test(test_conv_activation_fused),
         cmocka_unit_test(test_conv_depthwise_auto_pad),
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_conv_batchnorm_fold),
