@@ -10,7 +10,14 @@
  * (crl_kernels(), chosen at start-up before any model loads), when that table packs the shape.
  * The packed copy is that table's private layout, so crl_nn_run uses it only while the same table
  * is selected; after a switch (tests, benchmarks) it runs the plain W with `linear`, which gives
- * the same bits (kernels.h), only slower. */
+ * the same bits (kernels.h), only slower.
+ *
+ * With crl_nn_graph_set_precision(CRL_NN_PRECISION_BF16) every LINEAR's W, and every CONV's
+ * filters, are packed to bfloat16 instead (the table's pack_bf16) and run through
+ * linear_packed_bf16; a table without bf16 entries makes that a load error, never a silent float32
+ * fallback. A CONV in bf16 computes col x W^T (pixels as rows, the packed filters as weights) into
+ * scratch and transposes it into NCHW. After a table switch a bf16 graph runs in float32 (the
+ * plain W), like a float32 graph does with its packing. */
 #include "nn/graph.h"
 
 #include "hw/hw.h"
@@ -49,6 +56,8 @@ typedef struct nn_node {
     size_t k_in, k_out; /* LINEAR */
     float *wp;          /* LINEAR: W packed for the graph's packed_for table, or NULL */
     size_t wp_n;
+    uint16_t *wh; /* LINEAR, CONV: W in bf16, packed for packed_for (precision BF16), or NULL */
+    size_t wh_n;
     float *p; /* ADD_ROW: the row; BATCHNORM: scale[C], shift[C]; LAYERNORM: gamma[n], beta[n] */
     size_t p_n;
     /* Set at finish (plan_in_place): */
@@ -77,6 +86,7 @@ struct crl_nn_graph {
     size_t *alias;
     size_t *outg, n_outg; /* the values that live in the caller's y (the output's alias group) */
     const crl_kernels_t *packed_for;
+    crl_nn_precision precision;
 };
 
 struct crl_nn_ws {
@@ -195,6 +205,8 @@ static void node_free(nn_node *n) {
     free(n->w);
     free(n->b);
     free(n->wp);
+    free(n->wh);
+    n->wh = NULL;
     free(n->p);
     n->w = n->b = n->wp = n->p = NULL;
 }
@@ -924,12 +936,24 @@ static size_t node_scratch(const nn_node *n) {
     return n->k_in * n->osh.d[2] * n->osh.d[3];
 }
 
+/* The bf16 form of the GEMM: t[p][m] = col[p] . W[m] + b[m] (W packed to bf16 at load), then
+ * y[m][p] = t[p][m]. t lives in scratch after col (pack_bf16 makes room). */
+static void conv_gemm_bf16(const crl_kernels_t *k, const nn_node *n, size_t gi, size_t mg,
+                           size_t np, const float *col, float *t, float *yg) {
+    size_t kin = n->k_in;
+    const uint16_t *wg = n->wh + gi * k->pack_bf16_size(kin, mg);
+    k->linear_packed_bf16(col, np, kin, wg, n->b ? n->b + gi * mg : NULL, mg, t);
+    for (size_t m = 0; m < mg; m++)
+        for (size_t p = 0; p < np; p++)
+            yg[m * np + p] = t[p * mg + m];
+}
+
 /* Convolution as one GEMM per image and group: the im2col matrix col[p][q] (p an output pixel,
  * q = (c, ki, kj) in W's order, zero where the window hits padding) is the `w` of the kernel
  * table's linear and the group's filters are its rows, so y[m][p] = W[m] . col[p] comes out in
  * NCHW order directly. */
-static void run_conv(const crl_kernels_t *k, const nn_node *n, const size_t *d, const size_t *od,
-                     const float *x, float *col, float *y) {
+static void run_conv(const crl_kernels_t *k, int packed, const nn_node *n, const size_t *d,
+                     const size_t *od, const float *x, float *col, float *y) {
     const crl_nn_attrs *a = &n->a;
     size_t grp = a->group, cg = d[1] / grp, mg = n->k_out / grp, kin = n->k_in;
     size_t h = d[2], w = d[3], oh = od[2], ow = od[3], np = oh * ow, kh = a->kernel[0],
@@ -952,6 +976,10 @@ static void run_conv(const crl_kernels_t *k, const nn_node *n, const size_t *d, 
                         }
                 }
             float *yg = y + (b * n->k_out + gi * mg) * np;
+            if (packed && n->wh) {
+                conv_gemm_bf16(k, n, gi, mg, np, col, col + np * kin, yg);
+                continue;
+            }
             k->linear(n->w + gi * mg * kin, mg, kin, col, NULL, np, yg);
             if (n->b)
                 for (size_t m = 0; m < mg; m++)
@@ -1002,7 +1030,13 @@ static int exec_fast(const crl_kernels_t *k, int packed, const nn_node *n, size_
     switch (n->op) {
     case CRL_NN_LINEAR: {
         size_t m = n->ish[0].batched ? rows * n->mrow : n->mrow;
-        if (packed && n->wp) {
+        if (packed && n->wh) {
+            if (n->relu) {
+                k->linear_packed_bf16_relu(x, m, n->k_in, n->wh, n->b, n->k_out, y);
+                return 1;
+            }
+            k->linear_packed_bf16(x, m, n->k_in, n->wh, n->b, n->k_out, y);
+        } else if (packed && n->wp) {
             if (n->relu && k->linear_packed_relu) {
                 k->linear_packed_relu(x, m, n->k_in, n->wp, n->b, n->k_out, y);
                 return 1;
@@ -1158,7 +1192,7 @@ static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size
         run_reduce_mean(n, x, d, r, y);
         return;
     case CRL_NN_CONV:
-        run_conv(k, n, d, od, x, scratch, y);
+        run_conv(k, packed, n, d, od, x, scratch, y);
         return;
     case CRL_NN_MAXPOOL:
     case CRL_NN_AVGPOOL:
@@ -1367,12 +1401,52 @@ static void free_packed(crl_nn_graph_t *g) {
         free(g->nodes[i].wp);
         g->nodes[i].wp = NULL;
         g->nodes[i].wp_n = 0;
+        free(g->nodes[i].wh);
+        g->nodes[i].wh = NULL;
+        g->nodes[i].wh_n = 0;
     }
     g->packed_for = NULL;
 }
 
+static int has_bf16(const crl_kernels_t *k) {
+    return k->pack_bf16_size && k->pack_bf16 && k->linear_packed_bf16 && k->linear_packed_bf16_relu;
+}
+
+/* Precision BF16: every LINEAR's W and every CONV's filters (group by group) in bf16. A CONV also
+ * needs t[pixels][filters of a group] after its im2col in scratch. */
+static crl_status pack_bf16(crl_nn_graph_t *g, const crl_kernels_t *k, crl_err *err) {
+    if (!has_bf16(k))
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "bfloat16 weights need the avx512 kernels on a CPU with AVX512_BF16 "
+                           "(the avx512_bf16 flag of /proc/cpuinfo); the %s kernels chosen here "
+                           "have no bfloat16 path",
+                           k->name);
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
+        if (n->op != CRL_NN_LINEAR && n->op != CRL_NN_CONV) continue;
+        size_t grp = n->op == CRL_NN_CONV ? n->a.group : 1, mg = n->k_out / grp;
+        size_t per = k->pack_bf16_size(n->k_in, mg), bytes = grp * per * sizeof(uint16_t);
+        if (per == 0) continue;
+        void *p = NULL;
+        if (posix_memalign(&p, NN_ALIGN, (bytes + NN_ALIGN - 1) & ~(size_t)(NN_ALIGN - 1))) {
+            free_packed(g);
+            return crl_err_set(err, CRL_ENOMEM, "out of memory packing a %zux%zu layer to bfloat16",
+                               n->k_out, n->k_in);
+        }
+        n->wh = p;
+        n->wh_n = grp * per;
+        for (size_t gi = 0; gi < grp; gi++)
+            k->pack_bf16(n->w + gi * mg * n->k_in, n->k_in, mg, n->wh + gi * per);
+        size_t s = n->op == CRL_NN_CONV ? node_scratch(n) + mg * n->osh.d[2] * n->osh.d[3] : 0;
+        if (s > g->scratch) g->scratch = s;
+    }
+    g->packed_for = k;
+    return CRL_OK;
+}
+
 /* Packs every LINEAR whose shape the table packs (pack_size > 0); the others keep using W. */
 static crl_status pack_linears(crl_nn_graph_t *g, const crl_kernels_t *k, crl_err *err) {
+    if (g->precision == CRL_NN_PRECISION_BF16) return pack_bf16(g, k, err);
     if (k->pack_size == NULL || k->pack == NULL || k->linear_packed == NULL) return CRL_OK;
     for (size_t i = 0; i < g->n_nodes; i++) {
         nn_node *n = &g->nodes[i];
@@ -1486,7 +1560,8 @@ static uint64_t plan_key(const crl_nn_graph_t *g) {
             words[0] = g->n_vals;
             words[1] = g->output;
             words[2] = g->scratch;
-            words[3] = words[4] = words[5] = words[6] = 0;
+            words[3] = (size_t)g->precision;
+            words[4] = words[5] = words[6] = 0;
         } else {
             words[0] = g->first[v];
             words[1] = g->last[v];
@@ -1581,6 +1656,31 @@ crl_nn_op crl_nn_graph_op(const crl_nn_graph_t *g, size_t i) {
 
 static int runnable(const crl_nn_graph_t *g) {
     return g != NULL && g->finished && g->first != NULL;
+}
+
+crl_status crl_nn_graph_set_precision(crl_nn_graph_t *g, crl_nn_precision p, crl_err *err) {
+    if (g == NULL || (p != CRL_NN_PRECISION_F32 && p != CRL_NN_PRECISION_BF16))
+        return crl_err_set(err, CRL_EINVAL, "bad graph or precision");
+    if (!runnable(g)) { /* finish packs */
+        g->precision = p;
+        return CRL_OK;
+    }
+    if (p == CRL_NN_PRECISION_BF16 && !has_bf16(crl_kernels()))
+        return pack_bf16(g, crl_kernels(), err); /* the error, before anything changes */
+    crl_nn_precision old = g->precision;
+    g->precision = p;
+    free_packed(g);
+    crl_status st = pack_linears(g, crl_kernels(), err);
+    if (st != CRL_OK) { /* out of memory: back to the old packing, best effort */
+        g->precision = old;
+        pack_linears(g, crl_kernels(), NULL);
+    }
+    g->id = plan_key(g);
+    return st;
+}
+
+crl_nn_precision crl_nn_graph_precision(const crl_nn_graph_t *g) {
+    return g ? g->precision : CRL_NN_PRECISION_F32;
 }
 
 typedef struct nn_slot {
@@ -1763,6 +1863,7 @@ crl_status crl_nn_graph_mlock(const crl_nn_graph_t *g, size_t *locked, crl_err *
         st = lock(n->w, n->k_in * n->k_out, locked, err);
         if (st == CRL_OK) st = lock(n->b, n->k_out, locked, err);
         if (st == CRL_OK) st = lock(n->wp, n->wp_n, locked, err);
+        if (st == CRL_OK) st = lock(n->wh, (n->wh_n + 1) / 2, locked, err);
         if (st == CRL_OK) st = lock(n->p, n->p_n, locked, err);
     }
     for (size_t v = 0; v < g->n_vals && st == CRL_OK; v++)
