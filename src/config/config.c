@@ -237,7 +237,11 @@ static const opt_t k_opts[] = {
      NULL,
      "auto or cpu. cuda (cuda:N) and mps are refused at start-up until a backend exists."},
     {"model", "precision", T_ENUM, OFF(model.precision), "float32", 0, 0, k_precisions, NOENV,
-     NOCLI, 0, NULL, "float32. Other precisions are refused at start-up until supported."},
+     NOCLI, 0, NULL,
+     "float32, or bfloat16 on CPUs with AVX512_BF16 (the avx512 kernels): weights and "
+     "activations of the linear and convolution layers rounded to bfloat16, sums in float32; "
+     "`carlarl check` prints the error against float32. float16 and int8 are refused at "
+     "start-up."},
     {"model",
      "use_gpu",
      T_BOOL,

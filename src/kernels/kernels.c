@@ -11,16 +11,18 @@
 
 typedef struct kernel_candidate {
     const crl_kernels_t *(*table)(void);
-    unsigned isa; /* CRL_ISA_* bit; 0 for generic, which is always allowed */
+    unsigned isa; /* CRL_ISA_* bits it needs; 0 for generic, which is always allowed */
+    int variant;  /* a second variant of a table named before it: crl_kernels_by_name skips it */
 } kernel_candidate;
 
 /* Best first; generic is last and always allowed, so the fallback always exists. */
 static const kernel_candidate candidates[] = {
 #if defined(__x86_64__)
-    {crl_kernels_avx512, CRL_ISA_AVX512},
-    {crl_kernels_avx2, CRL_ISA_AVX2},
+    {crl_kernels_avx512_bf16, CRL_ISA_AVX512 | CRL_ISA_AVX512_BF16, 1},
+    {crl_kernels_avx512, CRL_ISA_AVX512, 0},
+    {crl_kernels_avx2, CRL_ISA_AVX2, 0},
 #endif
-    {crl_kernels_generic, 0},
+    {crl_kernels_generic, 0, 0},
 };
 #define N_CANDIDATES (sizeof(candidates) / sizeof(candidates[0]))
 
@@ -35,6 +37,7 @@ unsigned crl_kernels_isas_for(unsigned cpu_features) {
     unsigned isas = 0;
     if ((cpu_features & avx2) == avx2) isas |= CRL_ISA_AVX2;
     if ((cpu_features & avx512) == avx512) isas |= CRL_ISA_AVX512;
+    if ((isas & CRL_ISA_AVX512) && (cpu_features & CRL_CPU_AVX512BF16)) isas |= CRL_ISA_AVX512_BF16;
     if (cpu_features & CRL_CPU_NEON) isas |= CRL_ISA_NEON;
     return isas;
 }
@@ -71,7 +74,7 @@ const crl_kernels_t *crl_kernels_by_name(const char *name) {
     if (name == NULL) return NULL;
     for (size_t i = 0; i < N_CANDIDATES; i++) {
         const crl_kernels_t *t = candidates[i].table();
-        if (strcmp(t->name, name) == 0) return t;
+        if (!candidates[i].variant && strcmp(t->name, name) == 0) return t;
     }
     return NULL;
 }

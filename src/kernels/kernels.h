@@ -7,6 +7,7 @@
 #define CRL_KERNELS_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct crl_kernels {
     const char *name; /* "generic", later "avx2", "avx512", "neon" */
@@ -39,16 +40,38 @@ typedef struct crl_kernels {
                         size_t out, float *y);
     void (*linear_packed_relu)(const float *x, size_t rows, size_t in, const float *packed,
                                const float *b, size_t out, float *y);
+    /* bfloat16 weights with float32 accumulation (model.precision: bfloat16). All four are NULL
+     * in a table without them; they are set only in the avx512 table handed out on CPUs with
+     * AVX512_BF16 (see below). pack_bf16 rounds W to bf16 (to nearest even) in this table's
+     * private layout, pack_bf16_size(in, out) bf16 values (0 when in or out is 0: nothing to
+     * round, the caller uses linear), 64-byte aligned. linear_packed_bf16 rounds the activations
+     * x to bf16 too (the hardware multiplies bf16 by bf16) and sums the exact products in f32,
+     * starting from the bias; the result differs from linear by the rounding of both operands
+     * (about 2^-9 relative each), not by a bf16 accumulator. Batch invariant like linear. */
+    size_t (*pack_bf16_size)(size_t in, size_t out);
+    void (*pack_bf16)(const float *w, size_t in, size_t out, uint16_t *packed);
+    void (*linear_packed_bf16)(const float *x, size_t rows, size_t in, const uint16_t *packed,
+                               const float *b, size_t out, float *y);
+    void (*linear_packed_bf16_relu)(const float *x, size_t rows, size_t in, const uint16_t *packed,
+                                    const float *b, size_t out, float *y);
 } crl_kernels_t;
 
 /* The reference table. */
 const crl_kernels_t *crl_kernels_generic(void);
 
 /* ISA tables, as CRL_ISA_* bits. */
-enum { CRL_ISA_AVX2 = 1u << 0, CRL_ISA_AVX512 = 1u << 1, CRL_ISA_NEON = 1u << 2 };
+enum {
+    CRL_ISA_AVX2 = 1u << 0,
+    CRL_ISA_AVX512 = 1u << 1,
+    CRL_ISA_NEON = 1u << 2,
+    /* Not a table of its own: the avx512 table with its bf16 entries set (kernels.c hands it out
+     * in place of the plain one when the mask has both CRL_ISA_AVX512 and this bit). */
+    CRL_ISA_AVX512_BF16 = 1u << 3,
+};
 
 /* The tables this CPU can run, from CRL_CPU_* feature bits (core/cpufeat.h): avx2 needs AVX2 and
- * FMA; avx512 needs AVX-512 F, BW, VL, DQ and FMA. A bit here does not mean the table is compiled
+ * FMA; avx512 needs AVX-512 F, BW, VL, DQ and FMA; its bf16 entries (CRL_ISA_AVX512_BF16) need
+ * AVX512_BF16 as well. A bit here does not mean the table is compiled
  * into this binary (crl_kernels_choose skips those that are not). */
 unsigned crl_kernels_isas_for(unsigned cpu_features);
 
@@ -60,7 +83,7 @@ unsigned crl_kernels_isas_for(unsigned cpu_features);
 const crl_kernels_t *crl_kernels_choose(unsigned allowed, const char *force);
 
 /* The table named `name` if it is compiled into this binary, else NULL (for tests: the caller must
- * check that the CPU can run it). */
+ * check that the CPU can run it). For "avx512" it is the variant without bf16 entries. */
 const crl_kernels_t *crl_kernels_by_name(const char *name);
 
 /* Deprecated: crl_kernels_choose(0, force), so always the generic table (a `force` naming another
@@ -76,6 +99,11 @@ const crl_kernels_t *crl_kernels(void);
  * lack. */
 const crl_kernels_t *crl_kernels_avx2(void);
 const crl_kernels_t *crl_kernels_avx512(void);
+/* The avx512 table (same name, same float32 functions) with the bf16 entries set; needs
+ * CRL_ISA_AVX512_BF16 too. There are two variants rather than one table so that the bf16 code,
+ * compiled with -mavx512bf16, is reachable only on CPUs that have the instructions: kernels.c
+ * hands this one out (crl_kernels_choose) only when the allowed mask has CRL_ISA_AVX512_BF16. */
+const crl_kernels_t *crl_kernels_avx512_bf16(void);
 #endif
 
 #endif

@@ -13,6 +13,25 @@
 #include "model/example.h"
 #include "model/onnx.h"
 
+/* model.precision, set once at start-up before any load (like the kernel table). */
+static _Atomic int g_precision = CRL_NN_PRECISION_F32;
+
+void crl_model_set_precision(crl_nn_precision p) {
+    atomic_store(&g_precision, (int)p);
+}
+
+crl_nn_precision crl_model_precision(void) {
+    return (crl_nn_precision)atomic_load(&g_precision);
+}
+
+/* Packs a freshly imported graph for the configured precision (float32 needs nothing more). */
+static crl_status apply_precision(crl_model_t *m, crl_err *err) {
+    crl_nn_precision p = crl_model_precision();
+    if (p == CRL_NN_PRECISION_F32) return CRL_OK;
+    crl_status st = crl_nn_graph_set_precision(m->graph, p, err);
+    return st == CRL_OK ? st : crl_err_prefix(err, st, "model.precision: bfloat16");
+}
+
 static crl_status model_new(crl_model_t **out, crl_err *err) {
     crl_model_t *m = calloc(1, sizeof(*m));
     if (m == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory");
@@ -125,6 +144,7 @@ crl_status crl_model_load_dir(const char *dir, const char *label, crl_model_t **
     if ((st = crl_artifact_verify(dir, m->card, err)) != CRL_OK) goto out; /* names the file */
     snprintf(path, sizeof(path), "%s/%s", dir, m->card->model_filename);
     if ((st = crl_onnx_load_file(path, &m->graph, err)) != CRL_OK) goto out; /* names the file */
+    if ((st = apply_precision(m, err)) != CRL_OK) goto out;
     snprintf(path, sizeof(path), "%s/%s", dir, m->card->preprocessor_filename);
     if (file_exists(path)) {
         if ((st = crl_preproc_load(path, &m->pre, err)) != CRL_OK) goto out;
@@ -145,6 +165,7 @@ crl_status crl_model_load_builtin(crl_model_t **out, crl_err *err) {
     snprintf(m->version, sizeof(m->version), "%s", CRL_EXAMPLE_VERSION);
     if ((st = crl_example_card(&m->card, err)) != CRL_OK) goto out;
     if ((st = crl_example_graph(&m->graph, err)) != CRL_OK) goto out;
+    if ((st = apply_precision(m, err)) != CRL_OK) goto out;
     crl_example_preproc(&m->pre);
     st = model_finish(m, t0, err);
 out:

@@ -36,6 +36,11 @@ typedef struct crl_model {
 crl_status crl_model_load_dir(const char *dir, const char *label, crl_model_t **out, crl_err *err);
 /* The built-in example policy as version v0.1.0 (warmed). */
 crl_status crl_model_load_builtin(crl_model_t **out, crl_err *err);
+/* The precision every later load packs its network for (model.precision): set once at start-up,
+ * after the kernel table is chosen and before any load. F32 by default. A load in BF16 on a table
+ * without bf16 kernels fails with the reason (nn/graph.h). */
+void crl_model_set_precision(crl_nn_precision p);
+crl_nn_precision crl_model_precision(void);
 crl_model_t *crl_model_ref(crl_model_t *m);
 void crl_model_unref(crl_model_t *m); /* NULL-safe */
 

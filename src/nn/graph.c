@@ -10,7 +10,14 @@
  * (crl_kernels(), chosen at start-up before any model loads), when that table packs the shape.
  * The packed copy is that table's private layout, so crl_nn_run uses it only while the same table
  * is selected; after a switch (tests, benchmarks) it runs the plain W with `linear`, which gives
- * the same bits (kernels.h), only slower. */
+ * the same bits (kernels.h), only slower.
+ *
+ * With crl_nn_graph_set_precision(CRL_NN_PRECISION_BF16) every LINEAR's W, and every CONV's
+ * filters, are packed to bfloat16 instead (the table's pack_bf16) and run through
+ * linear_packed_bf16; a table without bf16 entries makes that a load error, never a silent float32
+ * fallback. A CONV in bf16 computes col x W^T (pixels as rows, the packed filters as weights) into
+ * scratch and transposes it into NCHW. After a table switch a bf16 graph runs in float32 (the
+ * plain W), like a float32 graph does with its packing. */
 #include "nn/graph.h"
 
 #include "hw/hw.h"
@@ -50,6 +57,8 @@ typedef struct nn_node {
     /* LINEAR, CONV: W packed for the graph's packed_for table (CONV: group after group), or NULL */
     float *wp;
     size_t wp_n;
+    uint16_t *wh; /* LINEAR, CONV: W in bf16, packed for packed_for (precision BF16), or NULL */
+    size_t wh_n;
     float *p; /* ADD_ROW: the row; BATCHNORM: scale[C], shift[C]; LAYERNORM: gamma[n], beta[n] */
     size_t p_n;
     /* Set at finish (plan_in_place): */
@@ -78,6 +87,7 @@ struct crl_nn_graph {
     size_t *alias;
     size_t *outg, n_outg; /* the values that live in the caller's y (the output's alias group) */
     const crl_kernels_t *packed_for;
+    crl_nn_precision precision;
 };
 
 struct crl_nn_ws {
@@ -196,6 +206,8 @@ static void node_free(nn_node *n) {
     free(n->w);
     free(n->b);
     free(n->wp);
+    free(n->wh);
+    n->wh = NULL;
     free(n->p);
     n->w = n->b = n->wp = n->p = NULL;
 }
@@ -927,10 +939,18 @@ static size_t node_scratch(const nn_node *n) {
     return np * (n->k_in + n->k_out / n->a.group);
 }
 
-/* y = x W^T + b over m rows through the table's linear: W's packed copy `wp` when there is one,
- * with the ReLU epilogue when `relu`. */
-static void run_linear(const crl_kernels_t *k, const float *wp, const float *w, const float *x,
-                       size_t m, size_t in, const float *b, size_t out, float *y, int relu) {
+/* y = x W^T + b over m rows through the table's linear: W's bf16 copy `wh` (precision BF16) or
+ * packed copy `wp` when there is one, with the ReLU epilogue when `relu`. */
+static void run_linear(const crl_kernels_t *k, const float *wp, const uint16_t *wh, const float *w,
+                       const float *x, size_t m, size_t in, const float *b, size_t out, float *y,
+                       int relu) {
+    if (wh) {
+        if (relu)
+            k->linear_packed_bf16_relu(x, m, in, wh, b, out, y);
+        else
+            k->linear_packed_bf16(x, m, in, wh, b, out, y);
+        return;
+    }
     if (wp) {
         if (relu && k->linear_packed_relu) {
             k->linear_packed_relu(x, m, in, wp, b, out, y);
@@ -949,9 +969,9 @@ static void run_linear(const crl_kernels_t *k, const float *wp, const float *w, 
 
 /* Convolution as one GEMM per image and group: the rows of the im2col matrix col[p][q] (p an
  * output pixel, q = (c, ki, kj) in W's order, zero where the window hits padding) are the
- * linear's input rows and the group's filters its W, packed at load like a LINEAR's, so the
- * pixels get the GEMM's register blocking and the bias (and a fused ReLU) its epilogue. The
- * [pixel][filter] result is then transposed into NCHW. */
+ * linear's input rows and the group's filters its W, packed at load like a LINEAR's (in bf16 for
+ * precision BF16), so the pixels get the GEMM's register blocking and the bias (and a fused ReLU)
+ * its epilogue. The [pixel][filter] result is then transposed into NCHW. */
 static void run_conv(const crl_kernels_t *k, int packed, const nn_node *n, const size_t *d,
                      const size_t *od, const float *x, float *col, float *y) {
     const crl_nn_attrs *a = &n->a;
@@ -977,8 +997,9 @@ static void run_conv(const crl_kernels_t *k, int packed, const nn_node *n, const
                 }
             float *yt = col + np * kin, *yg = y + (b * n->k_out + gi * mg) * np;
             const float *wp = packed && n->wp ? n->wp + gi * (n->wp_n / grp) : NULL;
-            run_linear(k, wp, n->w + gi * mg * kin, col, np, kin, n->b ? n->b + gi * mg : NULL, mg,
-                       yt, n->relu);
+            const uint16_t *wh = packed && n->wh ? n->wh + gi * (n->wh_n / grp) : NULL;
+            run_linear(k, wp, wh, n->w + gi * mg * kin, col, np, kin, n->b ? n->b + gi * mg : NULL,
+                       mg, yt, n->relu);
             for (size_t p = 0; p < np; p++)
                 for (size_t m = 0; m < mg; m++)
                     yg[m * np + p] = yt[p * mg + m];
@@ -1029,7 +1050,8 @@ static int exec_fast(const crl_kernels_t *k, int packed, const nn_node *n, size_
     switch (n->op) {
     case CRL_NN_LINEAR: {
         size_t m = n->ish[0].batched ? rows * n->mrow : n->mrow;
-        run_linear(k, packed ? n->wp : NULL, n->w, x, m, n->k_in, n->b, n->k_out, y, n->relu);
+        run_linear(k, packed ? n->wp : NULL, packed ? n->wh : NULL, n->w, x, m, n->k_in, n->b,
+                   n->k_out, y, n->relu);
         /* The activation node's own kernel call on the same memory, without its dispatch. */
         if (n->post == CRL_NN_TANH) k->tanh(y, m * n->k_out);
         if (n->post == CRL_NN_SIGMOID) k->sigmoid(y, m * n->k_out);
@@ -1381,13 +1403,50 @@ static void free_packed(crl_nn_graph_t *g) {
         free(g->nodes[i].wp);
         g->nodes[i].wp = NULL;
         g->nodes[i].wp_n = 0;
+        free(g->nodes[i].wh);
+        g->nodes[i].wh = NULL;
+        g->nodes[i].wh_n = 0;
     }
     g->packed_for = NULL;
+}
+
+static int has_bf16(const crl_kernels_t *k) {
+    return k->pack_bf16_size && k->pack_bf16 && k->linear_packed_bf16 && k->linear_packed_bf16_relu;
+}
+
+/* Precision BF16: every LINEAR's W and every CONV's filters (group by group) in bf16. */
+static crl_status pack_bf16(crl_nn_graph_t *g, const crl_kernels_t *k, crl_err *err) {
+    if (!has_bf16(k))
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "bfloat16 weights need the avx512 kernels on a CPU with AVX512_BF16 "
+                           "(the avx512_bf16 flag of /proc/cpuinfo); the %s kernels chosen here "
+                           "have no bfloat16 path",
+                           k->name);
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        nn_node *n = &g->nodes[i];
+        if (n->op != CRL_NN_LINEAR && n->op != CRL_NN_CONV) continue;
+        size_t grp = n->op == CRL_NN_CONV ? n->a.group : 1, mg = n->k_out / grp;
+        size_t per = k->pack_bf16_size(n->k_in, mg), bytes = grp * per * sizeof(uint16_t);
+        if (per == 0) continue;
+        void *p = NULL;
+        if (posix_memalign(&p, NN_ALIGN, (bytes + NN_ALIGN - 1) & ~(size_t)(NN_ALIGN - 1))) {
+            free_packed(g);
+            return crl_err_set(err, CRL_ENOMEM, "out of memory packing a %zux%zu layer to bfloat16",
+                               n->k_out, n->k_in);
+        }
+        n->wh = p;
+        n->wh_n = grp * per;
+        for (size_t gi = 0; gi < grp; gi++)
+            k->pack_bf16(n->w + gi * mg * n->k_in, n->k_in, mg, n->wh + gi * per);
+    }
+    g->packed_for = k;
+    return CRL_OK;
 }
 
 /* Packs every LINEAR whose shape the table packs (pack_size > 0), and every CONV's filters, one
  * group after another (W_g is [k_out / group][k_in]); the others keep using W. */
 static crl_status pack_linears(crl_nn_graph_t *g, const crl_kernels_t *k, crl_err *err) {
+    if (g->precision == CRL_NN_PRECISION_BF16) return pack_bf16(g, k, err);
     if (k->pack_size == NULL || k->pack == NULL || k->linear_packed == NULL) return CRL_OK;
     for (size_t i = 0; i < g->n_nodes; i++) {
         nn_node *n = &g->nodes[i];
@@ -1503,7 +1562,8 @@ static uint64_t plan_key(const crl_nn_graph_t *g) {
             words[0] = g->n_vals;
             words[1] = g->output;
             words[2] = g->scratch;
-            words[3] = words[4] = words[5] = words[6] = 0;
+            words[3] = (size_t)g->precision;
+            words[4] = words[5] = words[6] = 0;
         } else {
             words[0] = g->first[v];
             words[1] = g->last[v];
@@ -1598,6 +1658,31 @@ crl_nn_op crl_nn_graph_op(const crl_nn_graph_t *g, size_t i) {
 
 static int runnable(const crl_nn_graph_t *g) {
     return g != NULL && g->finished && g->first != NULL;
+}
+
+crl_status crl_nn_graph_set_precision(crl_nn_graph_t *g, crl_nn_precision p, crl_err *err) {
+    if (g == NULL || (p != CRL_NN_PRECISION_F32 && p != CRL_NN_PRECISION_BF16))
+        return crl_err_set(err, CRL_EINVAL, "bad graph or precision");
+    if (!runnable(g)) { /* finish packs */
+        g->precision = p;
+        return CRL_OK;
+    }
+    if (p == CRL_NN_PRECISION_BF16 && !has_bf16(crl_kernels()))
+        return pack_bf16(g, crl_kernels(), err); /* the error, before anything changes */
+    crl_nn_precision old = g->precision;
+    g->precision = p;
+    free_packed(g);
+    crl_status st = pack_linears(g, crl_kernels(), err);
+    if (st != CRL_OK) { /* out of memory: back to the old packing, best effort */
+        g->precision = old;
+        pack_linears(g, crl_kernels(), NULL);
+    }
+    g->id = plan_key(g);
+    return st;
+}
+
+crl_nn_precision crl_nn_graph_precision(const crl_nn_graph_t *g) {
+    return g ? g->precision : CRL_NN_PRECISION_F32;
 }
 
 typedef struct nn_slot {
@@ -1780,6 +1865,7 @@ crl_status crl_nn_graph_mlock(const crl_nn_graph_t *g, size_t *locked, crl_err *
         st = lock(n->w, n->k_in * n->k_out, locked, err);
         if (st == CRL_OK) st = lock(n->b, n->k_out, locked, err);
         if (st == CRL_OK) st = lock(n->wp, n->wp_n, locked, err);
+        if (st == CRL_OK) st = lock(n->wh, (n->wh_n + 1) / 2, locked, err);
         if (st == CRL_OK) st = lock(n->p, n->p_n, locked, err);
     }
     for (size_t v = 0; v < g->n_vals && st == CRL_OK; v++)

@@ -134,6 +134,19 @@ crl_status crl_nn_graph_add_scale(crl_nn_graph_t *g, float alpha, crl_err *err);
 /* b has `width` entries (the current width). */
 crl_status crl_nn_graph_add_row(crl_nn_graph_t *g, const float *b, size_t width, crl_err *err);
 
+/* Arithmetic of the LINEAR and CONV weights. F32 (the default) is float32 throughout. BF16
+ * rounds W once and the activations on every run to bfloat16, multiplies them exactly and sums in
+ * float32 (kernels.h, linear_packed_bf16); every other op stays float32. */
+typedef enum crl_nn_precision { CRL_NN_PRECISION_F32, CRL_NN_PRECISION_BF16 } crl_nn_precision;
+
+/* Before crl_nn_graph_finish: the precision finish packs for. After it: re-packs the weights now
+ * (not while another thread runs the graph); workspaces made before are refused (CRL_ESHAPE) by
+ * crl_nn_run and must be made again. BF16 needs the chosen kernel table (crl_kernels()) to have
+ * bf16 entries: CRL_EUNSUPPORTED otherwise, naming the CPU flag, and the graph is unchanged (a
+ * graph finished for BF16 on such a table fails finish the same way). */
+crl_status crl_nn_graph_set_precision(crl_nn_graph_t *g, crl_nn_precision p, crl_err *err);
+crl_nn_precision crl_nn_graph_precision(const crl_nn_graph_t *g);
+
 /* Freezes the graph: passes, checks, packing. Calling it again is a no-op. */
 crl_status crl_nn_graph_finish(crl_nn_graph_t *g, crl_err *err);
 void crl_nn_graph_free(crl_nn_graph_t *g); /* NULL-safe */

@@ -1,6 +1,8 @@
 /* commands.c: `carlarl serve | predict | config | hwinfo`: configuration, then the work. */
 #include "server/commands.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,11 @@ int crl_cmd_predict(int argc, char **argv) {
     int rc = load("predict", argc, argv, &c, &args);
     if (rc >= 0) return rc;
     crl_err err = {{0}};
+    if (crl_server_check_precision(c, &err) != CRL_OK) {
+        fprintf(stderr, "carlarl predict: %s\n", err.msg);
+        free(c);
+        return 2;
+    }
     crl_server_choose_kernels(c);
     crl_status st = crl_offline_predict(c, stdin, stdout, &err);
     if (st != CRL_OK && st != CRL_EINVAL && *err.msg)
@@ -157,6 +164,80 @@ static double time_forward(const crl_model_t *m, size_t rows) {
     return best;
 }
 
+/* The bfloat16 section of `check`: the served network run in float32 and in bfloat16 on the same
+ * BF16_ROWS seeded inputs (uniform in [-2, 2), the range of standardised observations), and the
+ * difference of the outputs and of the actions (the card's policy head, deterministic, clipped).
+ * rel is max |bf16 - f32| / max |f32| over the batch: the error as a fraction of the output's
+ * scale (an element-wise ratio would blow up at outputs near zero). */
+#define BF16_ROWS 64
+
+typedef struct bf16_diff {
+    double abs, scale;
+} bf16_diff;
+
+static void diff_update(bf16_diff *d, const float *a, const float *ref, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - (double)ref[i]);
+        if (e > d->abs || isnan(e)) d->abs = e;
+        if (fabs((double)ref[i]) > d->scale) d->scale = fabs((double)ref[i]);
+    }
+}
+
+/* The forward pass and the policy head in the graph's current precision. */
+static crl_status run_rows(const crl_model_t *m, const float *x, float *y, float *act) {
+    crl_nn_ws_t *ws = NULL;
+    crl_status st = crl_nn_ws_new(m->graph, BF16_ROWS, &ws);
+    if (st == CRL_OK) st = crl_nn_run(m->graph, ws, x, BF16_ROWS, y);
+    crl_nn_ws_free(ws);
+    if (st == CRL_OK)
+        st = crl_policy_apply(&m->card->policy, y, m->out_width, BF16_ROWS, 1, 0, act, NULL);
+    for (size_t i = 0; st == CRL_OK && i < BF16_ROWS * CRL_ACTIONS; i++) {
+        float lo = m->card->action_lo[i % CRL_ACTIONS], hi = m->card->action_hi[i % CRL_ACTIONS];
+        act[i] = act[i] < lo ? lo : (act[i] > hi ? hi : act[i]);
+    }
+    return st;
+}
+
+static void report_bf16(crl_model_t *m, const crl_kernels_t *k) {
+    if (k->linear_packed_bf16 == NULL) {
+        printf("  bfloat16      not available with the %s kernels (needs a CPU with "
+               "AVX512_BF16, flag avx512_bf16)\n",
+               k->name);
+        return;
+    }
+    size_t nx = BF16_ROWS * m->in_width, ny = BF16_ROWS * m->out_width;
+    size_t na = BF16_ROWS * CRL_ACTIONS;
+    float *x = malloc((nx + 2 * ny + 2 * na) * sizeof(float));
+    if (x == NULL) return;
+    float *y[2] = {x + nx, x + nx + ny}, *act[2] = {x + nx + 2 * ny, x + nx + 2 * ny + na};
+    uint64_t s = 0x9e3779b97f4a7c15ull; /* fixed seed: the same batch on every run */
+    for (size_t i = 0; i < nx; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(s >> 40) / (double)(1u << 24) * 4.0 - 2.0);
+    }
+    crl_nn_precision served = crl_nn_graph_precision(m->graph);
+    crl_err err = {{0}};
+    crl_status st = CRL_OK;
+    for (int p = 0; p < 2 && st == CRL_OK; p++) { /* 0: float32, 1: bfloat16 */
+        st = crl_nn_graph_set_precision(m->graph, p ? CRL_NN_PRECISION_BF16 : CRL_NN_PRECISION_F32,
+                                        &err);
+        if (st == CRL_OK) st = run_rows(m, x, y[p], act[p]);
+    }
+    if (crl_nn_graph_set_precision(m->graph, served, &err) != CRL_OK && st == CRL_OK)
+        st = CRL_ENOMEM;
+    if (st != CRL_OK) {
+        printf("  bfloat16      could not run: %s\n", err.msg[0] ? err.msg : "forward pass failed");
+    } else {
+        bf16_diff out = {0, 0}, a = {0, 0};
+        diff_update(&out, y[1], y[0], ny);
+        diff_update(&a, act[1], act[0], na);
+        printf("  bfloat16      vs float32, %d seeded observations: outputs max abs %.3g, "
+               "rel %.3g; actions max abs %.3g\n",
+               BF16_ROWS, out.abs, out.scale > 0 ? out.abs / out.scale : out.abs, a.abs);
+    }
+    free(x);
+}
+
 int crl_cmd_check(int argc, char **argv) {
     const char *dir = NULL;
     int rest = 0;
@@ -181,6 +262,13 @@ int crl_cmd_check(int argc, char **argv) {
         return 2;
     }
     crl_log_set_level(CRL_LOG_ERROR);
+    crl_err err = {{0}};
+    printf("carlarl check %s\n", dir);
+    if (crl_server_check_precision(c, &err) != CRL_OK) {
+        printf("  FAIL          %s\n", err.msg);
+        free(c);
+        return 1;
+    }
     const crl_kernels_t *k = crl_server_choose_kernels(c);
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
@@ -191,8 +279,6 @@ int crl_cmd_check(int argc, char **argv) {
     else
         snprintf(label, sizeof(label), "%s", base);
     crl_model_t *m = NULL;
-    crl_err err = {{0}};
-    printf("carlarl check %s\n", dir);
     if (crl_model_load_dir(dir, label, &m, &err) != CRL_OK) {
         printf("  FAIL          %s\n", err.msg);
         free(c);
@@ -208,7 +294,8 @@ int crl_cmd_check(int argc, char **argv) {
     printf("  preprocessor  %s\n", m->pre.type == CRL_PREPROC_STANDARD ? "standard" : "minimal");
     printf("  policy        %s\n", policies[m->card->policy.type]);
     printf("  request       observations with %zu sensor values each\n", m->n_sensors);
-    printf("  kernels       %s\n", k->name);
+    printf("  kernels       %s, %s\n", k->name,
+           crl_nn_graph_precision(m->graph) == CRL_NN_PRECISION_BF16 ? "bfloat16" : "float32");
     printf("  load          %.3f ms (warm-up forward %.3f ms)\n", m->load_seconds * 1e3,
            m->warmup_seconds * 1e3);
     const size_t batches[] = {1, 64, 1000};
@@ -220,6 +307,7 @@ int crl_cmd_check(int argc, char **argv) {
             printf("  forward       batch %-4zu %10.0f ns (%.1f ns per observation)\n", batches[i],
                    ns, ns / (double)batches[i]);
     }
+    report_bf16(m, k);
     printf("ok\n");
     crl_model_unref(m);
     free(c);

@@ -231,12 +231,8 @@ crl_status crl_server_check(const crl_config_t *c, crl_err *err) {
                            "%s: model.device: mps is not available: Metal exists only on Apple "
                            "silicon under macOS (use cpu or auto)",
                            crl_config_where(c, "model", "device"));
-    if (c->model.precision != CRL_PRECISION_FLOAT32)
-        return crl_err_set(err, CRL_EUNSUPPORTED,
-                           "%s: model.precision: %s is not supported yet: carlarl's kernels "
-                           "compute in float32",
-                           crl_config_where(c, "model", "precision"),
-                           crl_config_precision_name(c->model.precision));
+    crl_status st = crl_server_check_precision(c, err);
+    if (st != CRL_OK) return st;
     cpu_set_t set;
     if (c->server.worker_cpus[0] && crl_cpulist_parse(c->server.worker_cpus, &set, err) != CRL_OK)
         return crl_err_prefix(err, CRL_EINVAL, "%s: server.worker_cpus",
@@ -244,13 +240,47 @@ crl_status crl_server_check(const crl_config_t *c, crl_err *err) {
     return CRL_OK;
 }
 
-const crl_kernels_t *crl_server_choose_kernels(const crl_config_t *c) {
+static unsigned allowed_isas(const crl_config_t *c) {
     unsigned allowed = crl_kernels_isas_for(crl_hw_cpu_features());
     if (!c->optimization.enable_avx || !c->optimization.enable_avx2) allowed &= ~CRL_ISA_AVX2;
     if (!c->optimization.enable_avx || !c->optimization.enable_avx512) allowed &= ~CRL_ISA_AVX512;
     if (!c->optimization.enable_neon) allowed &= ~CRL_ISA_NEON;
+    return allowed;
+}
+
+/* float32 always; bfloat16 where the avx512 kernels with bf16 entries will be chosen (the same
+ * conditions as crl_kernels_choose, checked without choosing); float16 and int8 never. */
+crl_status crl_server_check_precision(const crl_config_t *c, crl_err *err) {
+    const char *where = crl_config_where(c, "model", "precision");
+    if (c->model.precision == CRL_PRECISION_FLOAT32) return CRL_OK;
+    if (c->model.precision != CRL_PRECISION_BFLOAT16)
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "%s: model.precision: %s is not supported yet: carlarl's kernels "
+                           "compute in float32, or in bfloat16 on CPUs with AVX512_BF16",
+                           where, crl_config_precision_name(c->model.precision));
+    if (!(crl_hw_cpu_features() & CRL_CPU_AVX512BF16))
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "%s: model.precision: bfloat16 needs a CPU with AVX512_BF16 (the "
+                           "avx512_bf16 flag of /proc/cpuinfo, `carlarl hwinfo`); this one lacks "
+                           "it (use float32)",
+                           where);
+    const unsigned need = CRL_ISA_AVX512 | CRL_ISA_AVX512_BF16;
+    int forced_other =
+        strcmp(c->optimization.isa, "auto") != 0 && strcmp(c->optimization.isa, "avx512") != 0;
+    if ((allowed_isas(c) & need) != need || forced_other)
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "%s: model.precision: bfloat16 runs on the avx512 kernels only, and "
+                           "optimization.enable_avx / enable_avx512 / isa (%s) rule them out",
+                           where, c->optimization.isa);
+    return CRL_OK;
+}
+
+const crl_kernels_t *crl_server_choose_kernels(const crl_config_t *c) {
     const char *force = strcmp(c->optimization.isa, "auto") == 0 ? NULL : c->optimization.isa;
-    return crl_kernels_choose(allowed, force);
+    const crl_kernels_t *k = crl_kernels_choose(allowed_isas(c), force);
+    crl_model_set_precision(c->model.precision == CRL_PRECISION_BFLOAT16 ? CRL_NN_PRECISION_BF16
+                                                                         : CRL_NN_PRECISION_F32);
+    return k;
 }
 
 /* CPU i of a cpu list, round robin. */

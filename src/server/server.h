@@ -11,8 +11,11 @@
 /* Settings `serve` refuses (a device or precision without a backend, a bad cpu list), with the
  * source of the value in the message. The caller exits 2. */
 crl_status crl_server_check(const crl_config_t *c, crl_err *err);
+/* The part of crl_server_check about model.precision (also for `check` and `predict`). */
+crl_status crl_server_check_precision(const crl_config_t *c, crl_err *err);
 /* The kernel table: the best this CPU runs among those the optimization.enable_* switches
- * allow, or the one optimization.isa forces. Sets it for the process and returns it. */
+ * allow, or the one optimization.isa forces. Sets it for the process and returns it; also sets
+ * the precision models load in (model.precision, crl_model_set_precision). */
 const crl_kernels_t *crl_server_choose_kernels(const crl_config_t *c);
 /* Loads the model, serves until SIGTERM/SIGINT, returns CRL_OK after a clean shutdown. SIGHUP
  * reloads the configuration files with argv (the command line given at start). */

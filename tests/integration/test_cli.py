@@ -62,6 +62,40 @@ class Cli(unittest.TestCase):
         self.assertIn(b"model_card.yaml", r.stdout)
         self.assertEqual(run(["check"]).returncode, 2)
 
+    def test_check_prints_the_bfloat16_error(self):
+        import re
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+        has_bf16 = all(x in flags for x in ["avx512f", "avx512bw", "avx512vl", "avx512dq", "fma",
+                                            "avx512_bf16"])
+        version = DATA + "/artifacts/v0.1.0"
+        r = run(["check", version, "--model-precision", "bfloat16"])
+        out = r.stdout.decode()
+        if not has_bf16:
+            self.assertEqual(r.returncode, 1, out)
+            self.assertIn("AVX512_BF16", out)
+            self.assertIn("avx512_bf16", run(["check", version]).stdout.decode())
+        else:
+            self.assertEqual(r.returncode, 0, out + r.stderr.decode())
+            self.assertIn("kernels       avx512, bfloat16", out)
+            m = re.search(r"bfloat16      vs float32, 64 seeded observations: outputs max abs "
+                          r"(\S+), rel (\S+); actions max abs (\S+)\n", out)
+            self.assertIsNotNone(m, out)
+            err, rel, act = (float(g) for g in m.groups())
+            # Measured 1.2e-4 on the example policy: it ran in bfloat16 (not 0) and stayed close.
+            self.assertTrue(0 < err < 2e-3 and 0 < rel < 2e-3 and act < 2e-3, out)
+            # The float32 report has the same section, computed the same way.
+            self.assertIn(m.group(0), run(["check", version]).stdout.decode())
+            r = run(["check", version, "--model-precision", "bfloat16", "--isa", "avx2"])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(b"runs on the avx512 kernels only", r.stdout)
+        r = run(["check", version, "--model-precision", "float16"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"float16 is not supported yet", r.stdout)
+        r = run(["serve", "--model-precision", "int8", "--artifact-dir", "/nonexistent"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"model.precision: int8 is not supported yet", r.stderr)
+
     def test_port_in_use_fails_cleanly(self):
         import socket
         s = socket.socket()

@@ -184,6 +184,14 @@ static void test_selection(void **state) {
 #if defined(__x86_64__)
     /* Both ISA tables are built on x86_64, and avx512 is preferred to avx2. */
     assert_string_equal(best->name, "avx512");
+    assert_null(best->linear_packed_bf16);
+    /* With AVX512_BF16 too, the avx512 table with the bf16 entries, forced or not. */
+    const crl_kernels_t *bf = crl_kernels_choose(all | CRL_ISA_AVX512_BF16, NULL);
+    assert_string_equal(bf->name, "avx512");
+    assert_non_null(bf->linear_packed_bf16);
+    assert_ptr_equal(crl_kernels_choose(all | CRL_ISA_AVX512_BF16, "avx512"), bf);
+    assert_ptr_equal(crl_kernels_by_name("avx512"), best); /* by name: the plain variant */
+    best = crl_kernels_choose(all, NULL);
     assert_ptr_equal(crl_kernels_choose(CRL_ISA_AVX2, NULL), crl_kernels_by_name("avx2"));
 #else
     assert_ptr_equal(best, crl_kernels_generic());
@@ -247,8 +255,12 @@ static void test_isas_for(void **state) {
     assert_int_equal(crl_kernels_isas_for(avx2), CRL_ISA_AVX2);
     assert_int_equal(crl_kernels_isas_for(avx2 & ~CRL_CPU_FMA), 0);
     assert_int_equal(crl_kernels_isas_for(avx512), CRL_ISA_AVX2 | CRL_ISA_AVX512);
-    assert_int_equal(crl_kernels_isas_for(avx512 | CRL_CPU_AVX512BF16 | CRL_CPU_AMX),
-                     CRL_ISA_AVX2 | CRL_ISA_AVX512);
+    assert_int_equal(crl_kernels_isas_for(avx512 | CRL_CPU_AMX), CRL_ISA_AVX2 | CRL_ISA_AVX512);
+    /* AVX512_BF16 adds the bf16 entries to avx512, and means nothing without avx512. */
+    assert_int_equal(crl_kernels_isas_for(avx512 | CRL_CPU_AVX512BF16),
+                     CRL_ISA_AVX2 | CRL_ISA_AVX512 | CRL_ISA_AVX512_BF16);
+    assert_int_equal(crl_kernels_isas_for((avx512 & ~CRL_CPU_AVX512BW) | CRL_CPU_AVX512BF16),
+                     CRL_ISA_AVX2);
     static const unsigned each[] = {CRL_CPU_AVX512F, CRL_CPU_AVX512BW, CRL_CPU_AVX512VL,
                                     CRL_CPU_AVX512DQ, CRL_CPU_FMA};
     for (size_t i = 0; i < sizeof(each) / sizeof(each[0]); i++)

@@ -1,7 +1,13 @@
 /* test_zoo.c: every policy of the zoo (tests/data/zoo, docs/zoo.md) loads through the ONNX
  * importer and matches the torch goldens at batch 1, 7 and 64, within 1e-5 absolute or 1e-4
  * relative, on every kernel table this CPU runs. nature_cnn (Conv) also checks that the
- * convolutions run as CONV nodes with a LINEAR head. */
+ * convolutions run as CONV nodes with a LINEAR head.
+ *
+ * In bfloat16 (model.precision: bfloat16, on CPUs with AVX512_BF16; skipped elsewhere) every model
+ * must stay within a per-model bound of max |y - golden| over the batch (the outputs are of order
+ * 1, up to 20 for sac_squashed's clipped log-std). The bounds are about 3x the worst measured over
+ * batches 1, 7 and 64 (docs/zoo.md has the table); the error relative to the output's scale,
+ * max |y - golden| / max |golden|, is printed too. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -152,6 +158,73 @@ static size_t check_batches(const char *name, size_t n_batches) {
     return ops;
 }
 
+/* The measured errors, printed as the table of docs/zoo.md. */
+static void check_bf16(const char *name, size_t n_batches, double bound) {
+    unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
+    const unsigned need = CRL_ISA_AVX512 | CRL_ISA_AVX512_BF16;
+    if (!crl_test_covers("avx512")) {
+        print_message("[  SKIP    ] bfloat16: runs with the avx512 table only\n");
+        skip();
+    }
+    if ((isas & need) != need || crl_kernels_choose(isas, "avx512")->linear_packed_bf16 == NULL) {
+        crl_test_isa_default();
+        print_message("[  SKIP    ] bfloat16: no AVX512_BF16 on this CPU\n");
+        skip();
+    }
+    static const size_t batches[] = {1, 7, 64};
+    char path[512];
+    crl_err err = {{0}};
+    crl_nn_graph_t *g = NULL;
+    snprintf(path, sizeof(path), ZOO_DIR "%s/model.onnx", name);
+    if (crl_onnx_load_file(path, &g, &err) != CRL_OK) fail_msg("%s: %s", name, err.msg);
+    assert_int_equal(crl_nn_graph_set_precision(g, CRL_NN_PRECISION_BF16, &err), CRL_OK);
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 64, &ws), CRL_OK);
+    for (size_t bi = 0; bi < n_batches; bi++) {
+        golden gd;
+        snprintf(path, sizeof(path), ZOO_DIR "%s/golden_b%zu.bin", name, batches[bi]);
+        read_golden(path, &gd);
+        float *y = malloc(gd.rows * gd.out_width * sizeof(float));
+        assert_non_null(y);
+        assert_int_equal(crl_nn_run(g, ws, gd.x, gd.rows, y), CRL_OK);
+        double worst = 0, scale = 0;
+        for (size_t i = 0; i < gd.rows * gd.out_width; i++) {
+            double e = fabs((double)y[i] - (double)gd.y[i]);
+            if (e > worst || isnan(e)) worst = e;
+            if (fabs((double)gd.y[i]) > scale) scale = fabs((double)gd.y[i]);
+        }
+        printf("bfloat16 %-14s batch %2zu: max abs error %.3g (bound %.3g), max |golden| %.3g, "
+               "relative %.3g\n",
+               name, gd.rows, worst, bound, scale, worst / scale);
+        if (!(worst <= bound))
+            fail_msg("%s in bfloat16, batch %zu: max abs error %.3g, bound %.3g", name, gd.rows,
+                     worst, bound);
+        free(y);
+        free(gd.x);
+        free(gd.y);
+    }
+    crl_nn_ws_free(ws);
+    crl_nn_graph_free(g);
+    crl_test_isa_default();
+}
+
+static void test_bf16_zoo(void **state) {
+    (void)state;
+    static const struct {
+        const char *name;
+        size_t batches;
+        double bound;
+    } zoo[] = {
+        /* worst measured (AMD EPYC, AVX512_BF16): 0.0055, 0.0059, 0.017, 0.0078, 0.0045,
+         * 0.0052, 0.011 */
+        {"example_mlp", 3, 0.016}, {"ppo_gaussian", 3, 0.018},  {"sac_squashed", 3, 0.05},
+        {"dueling_dqn", 3, 0.024}, {"layernorm_mlp", 3, 0.014}, {"batchnorm_mlp", 3, 0.016},
+        {"nature_cnn", 3, 0.033},
+    };
+    for (size_t i = 0; i < sizeof(zoo) / sizeof(zoo[0]); i++)
+        check_bf16(zoo[i].name, zoo[i].batches, zoo[i].bound);
+}
+
 static size_t check_model(const char *name) {
     return check_batches(name, 3);
 }
@@ -210,7 +283,7 @@ int main(void) {
         cmocka_unit_test(test_example_mlp),   cmocka_unit_test(test_ppo_gaussian),
         cmocka_unit_test(test_sac_squashed),  cmocka_unit_test(test_dueling_dqn),
         cmocka_unit_test(test_layernorm_mlp), cmocka_unit_test(test_batchnorm_mlp),
-        cmocka_unit_test(test_nature_cnn),
+        cmocka_unit_test(test_nature_cnn),    cmocka_unit_test(test_bf16_zoo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

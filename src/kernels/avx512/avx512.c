@@ -38,6 +38,7 @@
 
 #include <sleef.h>
 
+#include "kernels/avx512bf16/bf16.h"
 #include "kernels/kernels.h"
 
 #define VW 16           /* floats per vector */
@@ -336,6 +337,32 @@ static const crl_kernels_t avx512_table = {
     .linear_packed_relu = simd_linear_packed_relu,
 };
 
+/* The same table with the bfloat16 entries of avx512bf16/ (kernels.h: why two variants). Only
+ * pointers to them here: this file is compiled without -mavx512bf16. */
+static const crl_kernels_t avx512_bf16_table = {
+    .name = "avx512",
+    .linear = simd_linear,
+    .relu = avx512_relu,
+    .tanh = avx512_tanh,
+    .sigmoid = avx512_sigmoid,
+    .clip = avx512_clip,
+    .add_row = avx512_add_row,
+    .scale = avx512_scale,
+    .pack_size = simd_pack_size,
+    .pack = simd_pack,
+    .linear_packed = simd_linear_packed,
+    .linear_relu = simd_linear_relu,
+    .linear_packed_relu = simd_linear_packed_relu,
+    .pack_bf16_size = crl_kernels__bf16_pack_size,
+    .pack_bf16 = crl_kernels__bf16_pack,
+    .linear_packed_bf16 = crl_kernels__bf16_linear_packed,
+    .linear_packed_bf16_relu = crl_kernels__bf16_linear_packed_relu,
+};
+
 const crl_kernels_t *crl_kernels_avx512(void) {
     return &avx512_table;
+}
+
+const crl_kernels_t *crl_kernels_avx512_bf16(void) {
+    return &avx512_bf16_table;
 }
