@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
-"""run.py: carlarl's runtime against OpenBLAS, oneDNN, torch and ONNX Runtime, in one run.
+"""run.py: carlarl's runtime against OpenBLAS, oneDNN, torch and ONNX Runtime on every zoo model.
 
 Builds what it needs (CMake build dir build/bench-yardsticks with -DCRL_BENCH=ON; ONNX Runtime
-from npm into build/bench-node/ with ONNXRUNTIME_NODE_INSTALL=skip), extracts the MLP's weights
-from the ONNX file for the engines that cannot read ONNX, runs every engine pinned to one CPU with
-one thread, and prints ns per forward at each batch size and carlarl's ratio to the best other
-engine. Every engine checks its output against the zoo goldens (golden_b1/_b7/_b64) first; an
-engine that disagrees by more than 1e-4 gets no time. A missing engine is "not installed"
-(tools/install-deps.sh --bench installs the Debian ones). Standard library only; see
-docs/performance.md.
+from npm into build/bench-node/ with ONNXRUNTIME_NODE_INSTALL=skip). For each zoo model
+(tests/data/zoo/<name>/) carlarl, torch and ORT read model.onnx themselves; for OpenBLAS and
+oneDNN, which cannot, onnx_weights.py turns the graph into a plan (a short sequence of dense /
+conv / layernorm / activation / head layers) that their drivers run with that library doing the
+compute. Every engine runs pinned to one CPU with one thread and first checks its output against
+the zoo goldens (golden_b1/_b7/_b64); one that disagrees by more than 1e-4 gets no time. Prints,
+per model, ns per forward at each batch size, the best other engine and carlarl's ratio to it,
+and a line against issue 4's goals. A missing engine is "not installed" (tools/install-deps.sh
+--bench installs the Debian ones). Standard library only; see docs/performance.md.
 
-    bench/yardsticks/run.py                            # example_mlp, batch 1 8 64 256
-    bench/yardsticks/run.py --reps 11 --target-ms 50   # longer, steadier
+    bench/yardsticks/run.py                              # every zoo model, batch 1 8 64 256
+    bench/yardsticks/run.py --models example_mlp,nature_cnn --json out.json
+    bench/yardsticks/run.py --reps 11 --target-ms 50     # longer, steadier
     bench/yardsticks/run.py --engines carlarl,openblas --no-build
 """
 
 import argparse
+import json
+import platform
+import time
 import os
 import shutil
 import subprocess
@@ -27,6 +33,9 @@ sys.path.insert(0, HERE)
 import onnx_weights  # noqa: E402
 
 TOL = 1e-4
+ZOO = os.path.join(ROOT, "tests", "data", "zoo")
+BUDGET_B1_NS = 150  # issue 4: the example MLP at batch 1 with AVX-512
+RATIO_GOAL = 1.1  # issue 4: within 1.1x of the best other engine at batch >= 64
 ENGINES = {  # engine -> the variants (table rows) it reports
     "carlarl": ["carlarl"],
     "openblas": ["openblas"],
@@ -142,13 +151,218 @@ def fmt_ns(ns):
     return "{:,.0f}".format(ns)
 
 
+def short_note(note):
+    """The cell text of a variant that was not timed (the full reason goes under the table)."""
+    if note.startswith("n/a"):
+        return note.split(":")[0]
+    if note.startswith("not installed"):
+        return "not installed"
+    return "FAILED"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def parse_records(recs, eng, variants):
+    """(times {variant: {batch: ns}}, notes {variant: text}, infos, golden errors) of a driver."""
+    times, checks, errors, infos = {}, {}, {}, []
+    for r in recs:
+        if len(r) < 3:
+            continue
+        kind, var = r[0], r[1]
+        rest = " ".join(r[2:])
+        if kind == "info":
+            infos.append("%s: %s" % (var, rest))
+        elif kind == "check":
+            try:
+                checks.setdefault(var, []).append(float(r[3]) if len(r) > 3 else float("inf"))
+            except ValueError:
+                checks.setdefault(var, []).append(float("inf"))
+        elif kind == "error":
+            errors.setdefault(var, []).append(rest)
+        elif kind == "time" and len(r) > 3:
+            times.setdefault(var, {})[int(r[2])] = float(r[3])
+    return times, checks, errors, infos
+
+
+def run_one(a, res, eng, cmd, why, plan_note, env, pin, batches, label):
+    """Runs one engine's driver on one model and merges its times into res (the best per
+    batch over passes) or its reason for no time into res["notes"]."""
+    times, notes = res["times"], res["notes"]
+    variants = ENGINES[eng]
+    if why is None and eng in ("openblas", "onednn") and plan_note:
+        why = plan_note
+    if why is not None:
+        for v in variants:
+            notes[v] = why
+        return
+    log("%s: running %s (pinned to CPU %s)" % (label, eng, pin))
+    t0 = time.monotonic()
+    recs, err, rc = run_engine(cmd, env, pin)
+    log("%s: %s took %.1f s" % (label, eng, time.monotonic() - t0))
+    t, checks, errors, infos = parse_records(recs, eng, variants)
+    res["infos"] += [i for i in infos if i not in res["infos"]]
+    for v in variants:
+        missing = [e for e in errors.get(v, []) + errors.get(eng, []) if "not installed" in e]
+        if missing:
+            notes[v] = missing[0][missing[0].find("not installed"):]
+        elif errors.get(v):
+            notes[v] = "FAILED: " + "; ".join(errors[v])
+        elif len(checks.get(v, [])) < 2 or max(checks[v]) > TOL:
+            notes[v] = "FAILED: golden check missing or over %g (rc %d; %s)" % (TOL, rc, err)
+        elif not t.get(v) or any(b not in t[v] for b in batches):
+            notes[v] = "FAILED: no time (rc %d; %s)" % (rc, err)
+        else:
+            best = times.setdefault(v, {})
+            for b, ns in t[v].items():
+                best[b] = min(ns, best.get(b, ns))
+            res["golden_max_abs_err"][v] = max(checks[v] + [res["golden_max_abs_err"].get(v, 0)])
+            continue
+        if eng != v and errors.get(eng):
+            notes[v] += " (" + "; ".join(errors[eng]) + ")"
+
+
+def run_model(a, model_dir, wanted, status, env, pin, batches):
+    """Runs every wanted engine on one zoo model; returns its result dict."""
+    name = os.path.basename(os.path.normpath(model_dir))
+    onnx = os.path.join(model_dir, "model.onnx")
+    res = {"model": name, "onnx": os.path.relpath(onnx, ROOT), "times": {}, "notes": {},
+           "infos": [], "golden_max_abs_err": {}}
+    plan_file, plan_note = os.path.join(a.build_dir, name + ".plan"), None
+    try:
+        plan = onnx_weights.make_plan(onnx_weights.read_graph(onnx))
+        onnx_weights.write_plan(plan, plan_file)
+        res["plan"] = onnx_weights.describe(plan)
+    except (ValueError, KeyError, OSError) as e:
+        plan_note = "n/a (no plan): %s" % e
+        res["plan"] = None
+    common = ["--golden", model_dir, "--batches", ",".join(map(str, batches)), "--reps",
+              str(a.reps), "--target-ms", str(a.target_ms)]
+    drivers = {
+        "carlarl": [os.path.join(a.build_dir, "bench", "yardstick_carlarl"), "--onnx", onnx],
+        "openblas": [os.path.join(a.build_dir, "bench", "yardstick_openblas"), "--plan",
+                     plan_file],
+        "onednn": [os.path.join(a.build_dir, "bench", "yardstick_onednn"), "--plan", plan_file],
+        "torch": [a.python, os.path.join(HERE, "torch_bench.py"), "--onnx", onnx],
+        "ort": ["node", os.path.join(HERE, "ort_bench.js"), "--node-dir", a.node_dir,
+                "--onnx", onnx],
+    }
+    times, notes = res["times"], res["notes"]
+    for p in range(a.passes):
+        for eng in wanted:
+            run_one(a, res, eng, drivers[eng] + common, status[eng], plan_note, env, pin,
+                    batches, "%s pass %d/%d" % (name, p + 1, a.passes) if a.passes > 1 else name)
+    for v in list(times):
+        if v in notes:  # timed in one pass, failed in another: no time
+            times.pop(v)
+    rows = [v for e in wanted for v in ENGINES[e]]
+    res["variants"] = rows
+    res["best_other"], res["ratio"] = {}, {}
+    for b in batches:
+        others = [(times[v][b], v) for v in rows if v != "carlarl" and b in times.get(v, {})]
+        if others:
+            res["best_other"][b] = min(others)
+            if "carlarl" in times:
+                res["ratio"][b] = times["carlarl"][b] / min(others)[0]
+    return res
+
+
+def goals(res, batches, avx512):
+    """Issue 4's goals for one model: {"b1_fastest", "b1_budget", "large_within"} + a line."""
+    r, parts, g = res["ratio"], [], {}
+    if 1 in batches:
+        if 1 in r:
+            g["b1_fastest"] = r[1] < 1.0
+            parts.append("b1 fastest: %s (%.2fx %s)" % ("yes" if r[1] < 1.0 else "NO", r[1],
+                                                          res["best_other"][1][1]))
+        else:
+            parts.append("b1 fastest: -")
+        if res["model"] == "example_mlp" and "carlarl" in res["times"]:
+            ns = res["times"]["carlarl"][1]
+            if avx512:
+                g["b1_budget"] = ns <= BUDGET_B1_NS
+                parts.append("b1 <= %d ns: %s (%s ns)" % (BUDGET_B1_NS, "yes" if ns <= BUDGET_B1_NS
+                                                          else "NO", fmt_ns(ns)))
+            else:
+                parts.append("b1 <= %d ns: n/a (no AVX-512 table)" % BUDGET_B1_NS)
+    large = [b for b in batches if b >= 64]
+    if large:
+        within = [(b, r[b]) for b in large if b in r]
+        ok = len(within) == len(large) and all(x <= RATIO_GOAL for _, x in within)
+        if len(within) == len(large):
+            g["large_within"] = ok
+        parts.append("b>=64 within %.1fx: %s (%s)" % (
+            RATIO_GOAL, "yes" if ok else ("NO" if within else "-"),
+            ", ".join("b%d %.2fx" % bx for bx in within) or "no ratio"))
+    res["goals"] = g
+    return "; ".join(parts)
+
+
+def print_table(res, batches, a, pin):
+    rows = res["variants"]
+    times, notes = res["times"], res["notes"]
+    head = ["batch"] + rows + ["best other", "carlarl / best"]
+    table = []
+    for b in batches:
+        line = [str(b)]
+        for v in rows:
+            line.append(fmt_ns(times[v][b]) if v in times and b in times[v]
+                        else short_note(notes.get(v, "FAILED")))
+        bo = res["best_other"].get(b)
+        line.append("%s (%s)" % (fmt_ns(bo[0]), bo[1]) if bo else "-")
+        line.append("%.2fx" % res["ratio"][b] if b in res["ratio"] else "-")
+        table.append(line)
+    widths = [max(len(r[i]) for r in table + [head]) for i in range(len(head))]
+    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    print("\n%s (%s): ns per forward, pinned to CPU %s, 1 thread, best of %s%d x %g ms" % (
+        res["model"], res["onnx"], pin, "%d passes x " % a.passes if a.passes > 1 else "",
+        a.reps, a.target_ms))
+    if res.get("plan"):
+        print("plan for openblas/onednn: " + res["plan"])
+    print(fmt(head))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in table:
+        print(fmt(r))
+    print("goals: " + res["goals_line"])
+    nt = [(v, n) for v, n in notes.items() if v in rows]
+    if nt:
+        print("not timed:")
+        for v, n in nt:
+            print("  %s: %s" % (v, n))
+
+
+def model_dirs(spec):
+    if spec == "all":
+        names = sorted(d for d in os.listdir(ZOO)
+                       if os.path.exists(os.path.join(ZOO, d, "model.onnx")))
+        return [os.path.join(ZOO, d) for d in names]
+    out = []
+    for m in spec.split(","):
+        m = m.strip()
+        if m:
+            out.append(m if os.path.isdir(m) else os.path.join(ZOO, m))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=os.path.join(ROOT, "tests/data/zoo/example_mlp"),
-                    help="zoo model directory (model.onnx + golden_b1/_b7/_b64.bin)")
+    ap.add_argument("--models", default="all",
+                    help="'all' (every tests/data/zoo model) or a comma list of zoo names or "
+                    "model directories (model.onnx + golden_b1/_b7[/_b64].bin)")
     ap.add_argument("--batches", default="1,8,64,256")
-    ap.add_argument("--reps", type=int, default=7, help="repetitions; the best one counts")
-    ap.add_argument("--target-ms", type=float, default=20, help="length of one repetition")
+    ap.add_argument("--reps", type=int, default=5, help="repetitions; the best one counts")
+    ap.add_argument("--target-ms", type=float, default=15, help="length of one repetition")
+    ap.add_argument("--passes", type=int, default=1,
+                    help="run every engine this many times, interleaved, and keep each cell's"
+                    " best (steadier on a noisy machine)")
     ap.add_argument("--engines", default=",".join(ENGINES))
     ap.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default 1, or 0)")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build/bench-yardsticks"))
@@ -159,6 +373,7 @@ def main():
     ap.add_argument("--openblas-coretype", default=None,
                     help="OPENBLAS_CORETYPE (default SkylakeX on AVX-512 CPUs; '' keeps the"
                     " environment's)")
+    ap.add_argument("--json", metavar="FILE", help="also write every number to FILE as JSON")
     ap.add_argument("--no-build", action="store_true", help="use the drivers already built")
     ap.add_argument("--no-npm", action="store_true", help="never run npm install")
     a = ap.parse_args()
@@ -166,19 +381,22 @@ def main():
     for e in wanted:
         if e not in ENGINES:
             ap.error("unknown engine %r (have %s)" % (e, ", ".join(ENGINES)))
+    if a.passes < 1 or a.reps < 1:
+        ap.error("--passes and --reps must be >= 1")
     batches = [int(b) for b in a.batches.split(",")]
     if not batches or min(batches) < 1 or max(batches) > 256:
         ap.error("batches must be 1..256")
-    onnx = os.path.join(a.model, "model.onnx")
+    models = model_dirs(a.models)
+    for m in models:
+        if not os.path.exists(os.path.join(m, "model.onnx")):
+            ap.error("%s has no model.onnx" % m)
     pin = a.cpu if a.cpu is not None else (1 if (os.cpu_count() or 1) > 1 else 0)
     if shutil.which("taskset") is None:
         log("taskset missing: engines run unpinned")
         pin = None
 
+    t_start = time.monotonic()
     os.makedirs(a.build_dir, exist_ok=True)
-    weights = os.path.join(a.build_dir, os.path.basename(os.path.normpath(a.model)) + ".weights")
-    onnx_weights.write_weights(onnx_weights.read_layers(onnx), weights)
-
     status = {e: None for e in wanted}
     status.update(build(a, [e for e in wanted if e in TARGETS]))
     if "ort" in wanted:
@@ -190,106 +408,62 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                DNNL_VERBOSE="0")
     # OpenBLAS 0.3.21 does not know Zen 5 and picks its Haswell (AVX2) kernels; SkylakeX is its
-    # AVX-512 target. Only on a CPU that has AVX-512, or it would die of SIGILL. This overrides
-    # an OPENBLAS_CORETYPE inherited from the environment (some shells here export Haswell).
+    # AVX-512 target (docs: dependency lab section 4). Only on a CPU that has AVX-512, or it would
+    # die of SIGILL. This overrides an OPENBLAS_CORETYPE inherited from the environment (some
+    # shells here export Haswell).
+    avx512 = cpu_has("avx512f")
     core = a.openblas_coretype
-    if core is None and cpu_has("avx512f"):
+    if core is None and avx512:
         core = "SkylakeX"
     if core:
         if env.get("OPENBLAS_CORETYPE", core) != core:
             log("OPENBLAS_CORETYPE=%s from the environment replaced by %s"
                 % (env["OPENBLAS_CORETYPE"], core))
         env["OPENBLAS_CORETYPE"] = core
-    common = ["--golden", a.model, "--batches", a.batches, "--reps", str(a.reps),
-              "--target-ms", str(a.target_ms)]
-    drivers = {
-        "carlarl": [os.path.join(a.build_dir, "bench", "yardstick_carlarl"), "--onnx", onnx],
-        "openblas": [os.path.join(a.build_dir, "bench", "yardstick_openblas"), "--weights", weights],
-        "onednn": [os.path.join(a.build_dir, "bench", "yardstick_onednn"), "--weights", weights],
-        "torch": [a.python, os.path.join(HERE, "torch_bench.py"), "--onnx", onnx],
-        "ort": ["node", os.path.join(HERE, "ort_bench.js"), "--node-dir", a.node_dir,
-                "--onnx", onnx],
-    }
 
-    times, cell_note, infos = {}, {}, []
-    for eng in wanted:
-        variants = ENGINES[eng]
-        if status[eng] is not None:
-            for v in variants:
-                cell_note[v] = status[eng]
-            continue
-        log("running %s (pinned to CPU %s)" % (eng, pin))
-        recs, err, rc = run_engine(drivers[eng] + common, env, pin)
-        checks, errors = {}, {}
-        for r in recs:
-            if len(r) < 3:
-                continue
-            kind, var = r[0], r[1]
-            rest = " ".join(r[2:])
-            if kind == "info":
-                infos.append("%s: %s" % (var, rest))
-            elif kind == "check":
-                checks.setdefault(var, []).append(float(r[3]) if len(r) > 3 else float("inf"))
-            elif kind == "error":
-                errors.setdefault(var, []).append(rest)
-            elif kind == "time" and len(r) > 3:
-                times.setdefault(var, {})[int(r[2])] = float(r[3])
-        for v in variants:
-            missing = [e for e in errors.get(v, []) + errors.get(eng, []) if "not installed" in e]
-            if missing:
-                cell_note[v] = missing[0][missing[0].find("not installed"):]
-            elif errors.get(v):
-                cell_note[v] = "FAILED: " + "; ".join(errors[v])
-            elif len(checks.get(v, [])) < 3 or max(checks[v]) > TOL:
-                cell_note[v] = "FAILED: golden check missing or over %g (rc %d; %s)" % (TOL, rc, err)
-            elif not times.get(v):
-                cell_note[v] = "FAILED: no time (rc %d; %s)" % (rc, err)
-            else:
-                infos.append("%s: golden max abs error %.2g" % (v, max(checks[v])))
-                continue
-            times.pop(v, None)  # refuse times of a variant that did not pass its checks
-            if eng != v and errors.get(eng):
-                cell_note[v] += " (" + "; ".join(errors[eng]) + ")"
+    results = []
+    for m in models:
+        res = run_model(a, m, wanted, status, env, pin, batches)
+        res["goals_line"] = goals(res, batches, avx512)
+        results.append(res)
+        print_table(res, batches, a, pin)
+        sys.stdout.flush()
 
-    rows = [v for e in wanted for v in ENGINES[e]]
-    head = ["ns per forward"] + ["batch %d" % b for b in batches]
-    table = []
-    for v in rows:
-        if v in times:
-            table.append([v] + [fmt_ns(times[v][b]) if b in times[v] else "-" for b in batches])
-        else:
-            note = cell_note.get(v, "FAILED")
-            table.append([v] + [("not installed" if note.startswith("not installed") else "FAILED")]
-                         + [""] * (len(batches) - 1))
-    ratio = ["carlarl / best other"]
-    for b in batches:
-        others = [(times[v][b], v) for v in rows if v != "carlarl" and b in times.get(v, {})]
-        if "carlarl" in times and b in times["carlarl"] and others:
-            best, who = min(others)
-            ratio.append("%.2fx (%s)" % (times["carlarl"][b] / best, who))
-        else:
-            ratio.append("-")
-    table.append(ratio)
-    widths = [max(len(r[i]) for r in table + [head]) for i in range(len(head))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    print("%s, %s, pinned to CPU %s, 1 thread, best of %d x %g ms" % (
-        os.path.relpath(onnx, ROOT), ", ".join("b%d" % b for b in batches), pin, a.reps,
-        a.target_ms))
-    print(line(head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in table:
-        print(line(r))
-    print("(ratio < 1: carlarl is faster; the ratio is the number to read, absolute times are"
-          " noisy on a VM)")
-    notes = [(v, n) for v, n in cell_note.items() if v in rows]
-    if notes:
-        print("\nnot timed:")
-        for v, n in notes:
-            print("  %s: %s" % (v, n))
+    print("\nsummary (issue 4: fastest at batch 1; example MLP <= %d ns with AVX-512; within "
+          "%.1fx of the best at batch >= 64):" % (BUDGET_B1_NS, RATIO_GOAL))
+    w = max(len(r["model"]) for r in results)
+    for r in results:
+        print("  %s  %s" % (r["model"].ljust(w), r["goals_line"]))
+    print("(ratio < 1: carlarl is faster; read the ratios, absolute times are noisy on a VM)")
+    infos = sorted({i for r in results for i in r["infos"]
+                    if not i.startswith(("onednn-matmul: dense", "onednn-ip: dense",
+                                         "onednn-matmul: conv", "onednn-ip: conv"))})
     print("\nengines:")
     for i in infos:
         print("  " + i)
-    return 0 if "carlarl" in times or "carlarl" not in wanted else 1
+    elapsed = time.monotonic() - t_start
+    print("total %.0f s" % elapsed)
+    if a.json:
+        doc = {"cpu": cpu_model(), "avx512": avx512, "openblas_coretype": core, "pin": pin,
+               "batches": batches, "passes": a.passes, "reps": a.reps, "target_ms": a.target_ms,
+               "engines": wanted, "seconds": round(elapsed, 1),
+               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "models": []}
+        for r in results:
+            doc["models"].append({
+                "model": r["model"], "onnx": r["onnx"], "plan": r["plan"],
+                "ns_per_forward": {v: {str(b): t for b, t in bt.items()}
+                                   for v, bt in r["times"].items()},
+                "not_timed": r["notes"],
+                "best_other": {str(b): {"engine": v, "ns": t}
+                               for b, (t, v) in r["best_other"].items()},
+                "ratio": {str(b): x for b, x in r["ratio"].items()},
+                "goals": r["goals"], "goals_line": r["goals_line"],
+                "golden_max_abs_err": r["golden_max_abs_err"], "infos": r["infos"]})
+        with open(a.json, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        log("wrote " + a.json)
+    return 0 if all("carlarl" in r["times"] for r in results) or "carlarl" not in wanted else 1
 
 
 if __name__ == "__main__":
