@@ -19,24 +19,43 @@ function args() {
   return a;
 }
 
+// Version 2's input (docs/zoo.md "Golden file format"): element i (from 0) is splitmix64 output i
+// of `seed` (a BigInt), its top 8 bits divided by 255 in double, rounded to float32 by the
+// Float32Array store. splitmix_frames() of tools/make_zoo.py is the reference.
+function splitmixFrames(seed, n) {
+  const x = new Float32Array(n);
+  const U = (v) => BigInt.asUintN(64, v);
+  for (let i = 0; i < n; i++) {
+    let z = U(seed + BigInt(i + 1) * 0x9E3779B97F4A7C15n);
+    z = U((z ^ (z >> 30n)) * 0xBF58476D1CE4E5B9n);
+    z = U((z ^ (z >> 27n)) * 0x94D049BB133111EBn);
+    z ^= z >> 31n;
+    x[i] = Number(z >> 56n) / 255.0;
+  }
+  return x;
+}
+
+// A [B, ...] -> [B, out] golden (format version 1: the input stored; version 2: a uint64 seed).
 function readGolden(file) {
   const buf = fs.readFileSync(file);
   // Copy into a fresh ArrayBuffer: a small file's Buffer may sit inside Node's shared pool at a
   // non-zero byteOffset, and a Float32Array over .buffer would read the wrong bytes.
   const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
   const u = new Uint32Array(ab, 0, Math.floor(buf.length / 4));
-  const rank = u[2];
-  if (buf.toString('latin1', 0, 4) !== 'CRLG' || u[1] !== 1 || rank < 2 || rank > 8)
+  const ver = u[1], rank = u[2];
+  if (buf.toString('latin1', 0, 4) !== 'CRLG' || (ver !== 1 && ver !== 2) || rank < 2 || rank > 8)
     throw new Error(file + ': not a [B, ...] -> [B, out] golden file');
   const dims = Array.from(u.subarray(3, 3 + rank));
   const o = 3 + rank; // n_outputs, rank, rows, width
   if (u[o] !== 1 || u[o + 1] !== 2 || u[o + 2] !== dims[0]) throw new Error(file + ': not a [B, out] output');
   const rows = dims[0], inw = dims.slice(1).reduce((x, y) => x * y, 1), outw = u[o + 3];
   const off = 4 * (o + 4);
-  const x = new Float32Array(ab, off, rows * inw);
-  const y = new Float32Array(ab, off + 4 * rows * inw, rows * outw);
-  if (off + 4 * rows * (inw + outw) !== buf.length) throw new Error(file + ': trailing bytes');
-  return { rows, dims, inw, outw, x: Float32Array.from(x), y: Float32Array.from(y) };
+  const xBytes = ver === 1 ? 4 * rows * inw : 8;
+  if (off + xBytes + 4 * rows * outw !== buf.length) throw new Error(file + ': wrong size or trailing bytes');
+  const x = ver === 1 ? Float32Array.from(new Float32Array(ab, off, rows * inw))
+    : splitmixFrames(buf.readBigUInt64LE(off), rows * inw);
+  const y = new Float32Array(ab, off + xBytes, rows * outw);
+  return { rows, dims, inw, outw, x, y: Float32Array.from(y) };
 }
 
 async function bestNs(run, reps, targetNs) {
@@ -74,7 +93,7 @@ async function main() {
   try { ver = require(path.resolve(a['node-dir'], 'node_modules/onnxruntime-node/package.json')).version; } catch (e) { /* only for the info line */ }
   console.log(`info ort onnxruntime-node ${ver}, 1 intra-op thread, await session.run per forward`);
   const goldens = [1, 7, 64].map((n) => path.join(a.golden, `golden_b${n}.bin`))
-    .filter((f, i) => i < 2 || fs.existsSync(f)).map(readGolden); // nature_cnn has no b64
+    .map(readGolden);
   let ok = true;
   for (const g of goldens) {
     const out = await sess.run({ [inName]: new ort.Tensor('float32', g.x, g.dims) });
@@ -102,4 +121,5 @@ async function main() {
   return 0;
 }
 
-main().then((rc) => { process.exitCode = rc; }, (e) => { console.log('error ort ' + String(e.message || e).split('\n')[0]); process.exitCode = 1; });
+if (require.main !== module) module.exports = { readGolden, splitmixFrames };
+else main().then((rc) => { process.exitCode = rc; }, (e) => { console.log('error ort ' + String(e.message || e).split('\n')[0]); process.exitCode = 1; });

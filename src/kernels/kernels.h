@@ -54,6 +54,10 @@ typedef struct crl_kernels {
                                const float *b, size_t out, float *y);
     void (*linear_packed_bf16_relu)(const float *x, size_t rows, size_t in, const uint16_t *packed,
                                     const float *b, size_t out, float *y);
+    /* Optional vector exp and erf (SLEEF's 1-ulp functions in the SIMD tables; a NaN comes back as
+     * that NaN). NULL in generic: the graph then calls libm's expf / erff per element. */
+    void (*exp)(float *x, size_t n);
+    void (*erf)(float *x, size_t n);
 } crl_kernels_t;
 
 /* The reference table. */

@@ -820,6 +820,38 @@ static float binop(crl_nn_op op, float a, float b) {
     }
 }
 
+/* yo[j] = a[j] op b[j * ib] for ib 0 (b a scalar) or 1: one loop per op and stride, so the
+ * compiler vectorizes them. */
+static void run_binary_row(crl_nn_op op, const float *a, const float *b, size_t ib, float *yo,
+                           size_t n) {
+#define ROW(expr_vec, expr_sc)                                                                     \
+    do {                                                                                           \
+        if (ib) {                                                                                  \
+            for (size_t j = 0; j < n; j++)                                                         \
+                yo[j] = expr_vec;                                                                  \
+        } else {                                                                                   \
+            const float s = b[0];                                                                  \
+            for (size_t j = 0; j < n; j++)                                                         \
+                yo[j] = expr_sc;                                                                   \
+        }                                                                                          \
+    } while (0)
+    switch (op) {
+    case CRL_NN_ADD:
+        ROW(a[j] + b[j], a[j] + s);
+        break;
+    case CRL_NN_SUB:
+        ROW(a[j] - b[j], a[j] - s);
+        break;
+    case CRL_NN_MUL:
+        ROW(a[j] * b[j], a[j] * s);
+        break;
+    default: /* DIV */
+        ROW(a[j] / b[j], a[j] / s);
+        break;
+    }
+#undef ROW
+}
+
 /* y[dy] = a op b with numpy broadcasting (b NULL: EXPAND, a broadcast copy). The last axis is the
  * inner loop; the others are walked with an index vector. */
 static void run_bcast(crl_nn_op op, const float *a, const size_t *da, size_t ra, const float *b,
@@ -839,7 +871,9 @@ static void run_bcast(crl_nn_op op, const float *a, const size_t *da, size_t ra,
             ob += idx[i] * sb[i];
         }
         float *yo = y + o * inner;
-        if (b == NULL) {
+        if (b != NULL && ia == 1 && (ib == 1 || ib == 0) && op != CRL_NN_POW) {
+            run_binary_row(op, a + oa, b + ob, ib, yo, inner);
+        } else if (b == NULL) {
             for (size_t j = 0; j < inner; j++)
                 yo[j] = a[oa + j * ia];
         } else if (op == CRL_NN_ADD) {
@@ -1104,17 +1138,27 @@ static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size
         if (n->op == CRL_NN_SCALE) k->scale(y, len, n->a.alpha);
         if (n->op == CRL_NN_ADD_ROW) k->add_row(y, len / n->p_n, n->p_n, n->p);
         return;
+    case CRL_NN_EXP:
+    case CRL_NN_ERF:
     case CRL_NN_LEAKY_RELU:
     case CRL_NN_ELU:
     case CRL_NN_SELU:
     case CRL_NN_SOFTPLUS:
-    case CRL_NN_EXP:
     case CRL_NN_LOG:
-    case CRL_NN_SQRT:
-    case CRL_NN_ERF:
+    case CRL_NN_SQRT: {
+        /* exp and erf through the table's vector functions when it has them, else libm. */
+        void (*vec)(float *, size_t) = n->op == CRL_NN_EXP   ? k->exp
+                                       : n->op == CRL_NN_ERF ? k->erf
+                                                             : NULL;
+        if (vec) {
+            if (y != x) memcpy(y, x, len * sizeof(float));
+            vec(y, len);
+            return;
+        }
         for (size_t i = 0; i < len; i++)
             y[i] = unop(n, x[i]);
         return;
+    }
     case CRL_NN_ADD:
     case CRL_NN_SUB:
     case CRL_NN_MUL:

@@ -344,6 +344,68 @@ static void test_add_row_matches_generic(void **state) {
 /* Every float of [-20, 20] at a fine step (and every 97th float bit pattern in that range's
  * magnitude, both signs), in vectors of 16 so each lane position sees them: tanh and sigmoid
  * within ACT_TOL of libm. Outside [-20, 20] both saturate; the specials below cover that. */
+/* The optional vector exp and erf (SLEEF) against libm: exp within 2 ulp-ish relative (2.4e-7)
+ * over [-87, 88], erf within 2.4e-7 absolute over [-6, 6]; a NaN comes back as itself, +-inf and
+ * +-0 as libm gives them; every tail length, nothing written past n. generic has neither. */
+static void test_sleef_exp_erf(void **state) {
+    (void)state;
+    assert_null(crl_kernels_generic()->exp);
+    assert_null(crl_kernels_generic()->erf);
+    enum { N = 1 << 14 };
+    static float v[N + 1];
+    for (size_t t = 0; t < N_ISAS; t++) {
+        const crl_kernels_t *k = isa_table(isa_names[t]);
+        if (k == NULL) continue;
+        assert_non_null(k->exp);
+        assert_non_null(k->erf);
+        for (int op = 0; op < 2; op++) {
+            double lo = op == 0 ? -87.0 : -6.0, hi = op == 0 ? 88.0 : 6.0, worst = 0;
+            for (size_t i = 0; i < N; i++)
+                v[i] = (float)(lo + (hi - lo) * (double)i / (double)(N - 1));
+            v[N] = SENTINEL;
+            (op == 0 ? k->exp : k->erf)(v, N);
+            assert_true(v[N] == SENTINEL);
+            for (size_t i = 0; i < N; i++) {
+                float x = (float)(lo + (hi - lo) * (double)i / (double)(N - 1));
+                double want = op == 0 ? (double)expf(x) : (double)erff(x);
+                double d = fabs((double)v[i] - want);
+                double tol = op == 0 ? 2.4e-7 * fabs(want) : 2.4e-7;
+                double e = op == 0 ? d / fabs(want) : d;
+                if (e > worst) worst = e;
+                if (!(d <= tol))
+                    fail_msg("%s %s(%.9g) = %.9g, libm %.9g", k->name, op == 0 ? "exp" : "erf",
+                             (double)x, (double)v[i], want);
+            }
+            print_message("[  INFO    ] %s %s: max %s = %.3g\n", k->name, op == 0 ? "exp" : "erf",
+                          op == 0 ? "|sleef - libm| / |libm|" : "|sleef - libm|", worst);
+        }
+        uint32_t nan_payload = 0x7fc01234u;
+        float nan1;
+        memcpy(&nan1, &nan_payload, 4);
+        const float in[] = {0.0f, -0.0f, INFINITY, -INFINITY, nan1, 1.0f, -1.0f, 10.0f, -10.0f};
+        enum { NS = sizeof(in) / sizeof(in[0]) };
+        for (size_t len = 1; len <= NS; len++) {
+            float e[NS + 1], f[NS + 1];
+            memcpy(e, in, sizeof(in));
+            memcpy(f, in, sizeof(in));
+            e[len] = f[len] = SENTINEL;
+            k->exp(e, len);
+            k->erf(f, len);
+            assert_true(e[len] == SENTINEL && f[len] == SENTINEL);
+            for (size_t i = 0; i < len; i++) {
+                float we = expf(in[i]), wf = erff(in[i]);
+                if (isnan(in[i])) {
+                    assert_memory_equal(&e[i], &in[i], 4);
+                    assert_memory_equal(&f[i], &in[i], 4);
+                } else {
+                    assert_true(fabsf(e[i] - we) <= 2.4e-7f * fabsf(we) || e[i] == we);
+                    assert_true(fabsf(f[i] - wf) <= 2.4e-7f);
+                }
+            }
+        }
+    }
+}
+
 static void test_sleef_activations_accuracy(void **state) {
     (void)state;
     enum { N = 1 << 16 };
@@ -576,6 +638,7 @@ int main(void) {
         cmocka_unit_test(test_elementwise_match_generic),
         cmocka_unit_test(test_add_row_matches_generic),
         cmocka_unit_test(test_sleef_activations_accuracy),
+        cmocka_unit_test(test_sleef_exp_erf),
         cmocka_unit_test(test_linear_packed_matches_linear),
         cmocka_unit_test(test_linear_relu_epilogue),
     };

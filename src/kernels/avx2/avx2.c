@@ -226,6 +226,23 @@ static void avx2_tanh(float *x, size_t n) {
     }
 }
 
+/* exp and erf: SLEEF's 1-ulp functions, a NaN input returned as is. */
+static void avx2_exp(float *x, size_t n) {
+    for (size_t i = 0; i < n; i += VW) {
+        __m256i m = mask_for(n - i >= VW ? VW : n - i);
+        __m256 v = _mm256_maskload_ps(x + i, m);
+        _mm256_maskstore_ps(x + i, m, keep_nan(v, Sleef_expf8_u10avx2(v)));
+    }
+}
+
+static void avx2_erf(float *x, size_t n) {
+    for (size_t i = 0; i < n; i += VW) {
+        __m256i m = mask_for(n - i >= VW ? VW : n - i);
+        __m256 v = _mm256_maskload_ps(x + i, m);
+        _mm256_maskstore_ps(x + i, m, keep_nan(v, Sleef_erff8_u10avx2(v)));
+    }
+}
+
 /* generic's formula, lane by lane: e = exp(-|v|) never overflows; v >= 0 gives 1 / (1 + e),
  * v < 0 gives e / (1 + e). */
 static void avx2_sigmoid(float *x, size_t n) {
@@ -283,6 +300,8 @@ static const crl_kernels_t avx2_table = {
     .linear = simd_linear,
     .relu = avx2_relu,
     .tanh = avx2_tanh,
+    .exp = avx2_exp,
+    .erf = avx2_erf,
     .sigmoid = avx2_sigmoid,
     .clip = avx2_clip,
     .add_row = avx2_add_row,

@@ -274,6 +274,23 @@ static void avx512_tanh(float *x, size_t n) {
     }
 }
 
+/* exp and erf: SLEEF's 1-ulp functions, a NaN input returned as is. */
+static void avx512_exp(float *x, size_t n) {
+    for (size_t i = 0; i < n; i += VW) {
+        __mmask16 m = n - i >= VW ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(x + i, m, keep_nan(v, Sleef_expf16_u10avx512f(v)));
+    }
+}
+
+static void avx512_erf(float *x, size_t n) {
+    for (size_t i = 0; i < n; i += VW) {
+        __mmask16 m = n - i >= VW ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(x + i, m, keep_nan(v, Sleef_erff16_u10avx512f(v)));
+    }
+}
+
 /* generic's formula, lane by lane: e = exp(-|v|) never overflows; v >= 0 gives 1 / (1 + e),
  * v < 0 gives e / (1 + e). */
 static void avx512_sigmoid(float *x, size_t n) {
@@ -326,6 +343,8 @@ static const crl_kernels_t avx512_table = {
     .linear = simd_linear,
     .relu = avx512_relu,
     .tanh = avx512_tanh,
+    .exp = avx512_exp,
+    .erf = avx512_erf,
     .sigmoid = avx512_sigmoid,
     .clip = avx512_clip,
     .add_row = avx512_add_row,
@@ -344,6 +363,8 @@ static const crl_kernels_t avx512_bf16_table = {
     .linear = simd_linear,
     .relu = avx512_relu,
     .tanh = avx512_tanh,
+    .exp = avx512_exp,
+    .erf = avx512_erf,
     .sigmoid = avx512_sigmoid,
     .clip = avx512_clip,
     .add_row = avx512_add_row,
