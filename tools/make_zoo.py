@@ -172,6 +172,37 @@ class BatchNormMLP(nn.Module):
         return self.fc2(torch.relu(self.bn(self.fc1(obs))))
 
 
+class FrameStackMovement(nn.Module):
+    """A policy over a short history, observation [B, T=4, F=12] (4 stacked frames of 12
+    features), built to exercise the data-movement operators as torch exports them: Transpose
+    ([B, T, F] -> [B, F, T], and a [B, C, H, W] -> [B, H, W, C] permute), Slice (h[:, 2:10:2], a
+    flip, obs[..., -3:]), Gather by constant indices (h[:, [3, 1, 4]], a scalar obs[:, -1]),
+    Split (torch.split with sizes) and chunk (Slices whose bounds torch computes from a Shape)."""
+
+    def __init__(self):
+        super().__init__()
+        self.time = nn.Linear(4, 8)  # mixes the 4 frames of each feature
+        self.head = nn.Sequential(nn.Linear(208, 32), nn.Tanh(), nn.Linear(32, 6))
+        trained_like_init(self)
+
+    def forward(self, obs):
+        h = torch.tanh(self.time(obs.transpose(1, 2)))  # [B, 12, 8]
+        a, b = torch.split(h, [5, 7], dim=1)
+        lo, hi = h.chunk(2, dim=2)  # [B, 12, 4] each
+        feats = torch.cat([  # at most 8 pieces: carlarl's Concat takes up to 8 inputs
+            a.mean(1) - b.mean(1),  # 8
+            h[:, [3, 1, 4], :].flatten(1),  # 24
+            h[:, 2:10:2].flatten(1),  # 32
+            obs[:, -1],  # 12
+            torch.flip(obs[:, :, :6], dims=[2]).flatten(1),  # 24
+            (lo * torch.sigmoid(hi)).flatten(1),  # 48
+            obs.reshape(-1, 4, 3, 4).permute(0, 2, 3, 1).flatten(1),  # 48
+            obs[..., -3:].flatten(1),  # 12
+        ], dim=1)
+        mu, log_std = self.head(feats).chunk(2, dim=-1)
+        return torch.cat([torch.tanh(mu), log_std.clamp(-5.0, 2.0)], dim=1)
+
+
 def obs_normal(rng, batch, width):
     """Standardised vector observations, as a VecNormalize'd env feeds them (clipped +-5)."""
     return np.clip(rng.standard_normal((batch, width)), -5.0, 5.0)
@@ -209,6 +240,13 @@ def splitmix_frames(seed, shape):
     return (levels / 255.0).astype(np.float32).reshape(shape)
 
 
+def obs_history(rng, batch):
+    """4 stacked frames of 12 standardised features, the newest last, correlated in time."""
+    x = np.clip(rng.standard_normal((batch, 1, 12)), -5.0, 5.0)
+    steps = 0.3 * rng.standard_normal((batch, 4, 12))
+    return x + np.cumsum(steps, axis=1)
+
+
 def obs_frames(seed, batch):
     """Grayscale frames scaled to [0, 1], quantised to 8-bit levels like a real Atari frame."""
     return splitmix_frames(seed, (batch, 4, 84, 84))
@@ -233,6 +271,11 @@ ZOO = [
          gen=lambda rng, b: obs_normal(rng, b, 8)),
     dict(name="batchnorm_mlp", cls=BatchNormMLP, seed=107, opset=14, outputs=["action"],
          gen=lambda rng, b: obs_normal(rng, b, 8)),
+    # The same network at opset 14 (Split's sizes as an input) and 11 (as an attribute).
+    dict(name="frame_stack", cls=FrameStackMovement, seed=108, opset=14,
+         outputs=["mean_log_std"], gen=lambda rng, b: obs_history(rng, b)),
+    dict(name="frame_stack_op11", cls=FrameStackMovement, seed=108, opset=11,
+         outputs=["mean_log_std"], gen=lambda rng, b: obs_history(rng, b)),
 ]
 
 
@@ -358,7 +401,10 @@ def run_onnx_numpy(model, feeds):
         elif op == "Mul":
             y = ins[0] * ins[1]
         elif op == "Div":
-            y = ins[0] / ins[1]
+            if ins[0].dtype.kind == "i" and ins[1].dtype.kind == "i":
+                y = np.trunc(ins[0] / ins[1]).astype(np.int64)  # integer Div truncates
+            else:
+                y = ins[0] / ins[1]
         elif op == "Pow":
             y = np.power(ins[0], ins[1])
         elif op == "Sqrt":
@@ -369,6 +415,8 @@ def run_onnx_numpy(model, feeds):
             y = np.maximum(ins[0], 0.0)
         elif op == "Tanh":
             y = np.tanh(ins[0])
+        elif op == "Sigmoid":
+            y = 1.0 / (1.0 + np.exp(-ins[0]))
         elif op == "Elu":
             al = a.get("alpha", 1.0)
             y = np.where(ins[0] > 0, ins[0], al * (np.exp(ins[0]) - 1.0))
@@ -392,6 +440,26 @@ def run_onnx_numpy(model, feeds):
             y = np.full(tuple(int(s) for s in ins[0]), v.reshape(-1)[0])
         elif op == "Gather":
             y = np.take(ins[0], ins[1], axis=a.get("axis", 0))
+        elif op == "Transpose":
+            y = np.transpose(ins[0], a.get("perm"))  # None: reverse the axes
+        elif op == "Slice":
+            starts, ends = ins[1], ins[2]
+            axes = ins[3] if len(ins) > 3 and ins[3] is not None else range(len(starts))
+            steps = ins[4] if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+            idx = [slice(None)] * ins[0].ndim
+            for ax, b, e, st in zip(axes, starts, ends, steps):
+                b, e, st, dim = int(b), int(e), int(st), ins[0].shape[int(ax)]
+                # numpy's slice clamps like ONNX, except that an end before the start of a
+                # backward slice must be None, not -1 (which would count from the end).
+                e = None if st < 0 and e < -dim else e
+                idx[int(ax)] = slice(b, e, st)
+            y = ins[0][tuple(idx)]
+        elif op == "Split":
+            ax = a.get("axis", 0)
+            sizes = a.get("split") if "split" in a else (ins[1] if len(ins) > 1 else None)
+            if sizes is None:
+                sizes = [ins[0].shape[ax] // len(node.output)] * len(node.output)
+            y = tuple(np.split(ins[0], np.cumsum([int(v) for v in sizes])[:-1], axis=ax))
         elif op == "Unsqueeze":
             y = ins[0]
             for ax in sorted(int(v) for v in ins[1]):
@@ -427,7 +495,11 @@ def run_onnx_numpy(model, feeds):
                 y = y + bias
         else:
             raise NotImplementedError("numpy check: op %s" % op)
-        env[node.output[0]] = y
+        if isinstance(y, tuple):
+            for name, part in zip(node.output, y):
+                env[name] = part
+        else:
+            env[node.output[0]] = y
     return [env[o.name] for o in model.graph.output]
 
 

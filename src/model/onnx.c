@@ -29,6 +29,9 @@
 #define ONNX_OPSET_MIN 11
 #define ONNX_OPSET_MAX 17
 #define ONNX_FLOAT 1 /* TensorProto.DataType.FLOAT */
+#define ONNX_INT32 6
+#define ONNX_INT64 7
+#define ONNX_MAX_INDICES ((size_t)1 << 20) /* Gather's constant indices */
 
 /* ---- protobuf wire format ------------------------------------------------------------------ */
 
@@ -551,6 +554,7 @@ typedef struct ent {
     int64_t ints[ONNX_MAX_DIMS];
     size_t n_ints;
     int batch0;
+    int scalar; /* ENT_INTS of rank 0 (value_int, a rank-0 tensor, a Gather by one index) */
 } ent;
 
 typedef struct lower_ctx {
@@ -671,48 +675,63 @@ static crl_status want_inputs(const lower_ctx *c, size_t lo, size_t hi) {
     return CRL_OK;
 }
 
-/* Reads an INT64 tensor of at most ONNX_MAX_DIMS values (raw_data or int64_data). */
+static int is_int_type(int64_t dtype) {
+    return dtype == ONNX_INT64 || dtype == ONNX_INT32;
+}
+
+/* Reads the n values of an INT64 or INT32 tensor (raw_data, int64_data or int32_data) into dst. */
+static crl_status tensor_int_data(const lower_ctx *c, const onnx_tensor *t, int64_t *dst,
+                                  size_t n) {
+    name_buf nb;
+    int wide = t->dtype == ONNX_INT64;
+    if (!is_int_type(t->dtype) || t->external)
+        return node_err(c, CRL_EUNSUPPORTED, "tensor '%s' should be INT64 or INT32, it is %s%s",
+                        span_str(t->name, &nb), dtype_name(t->dtype),
+                        t->external ? " in an external file" : "");
+    size_t k = 0;
+    if (t->has_raw) {
+        if (t->raw.n != (wide ? 8 : 4) * n)
+            return node_err(c, CRL_EFORMAT, "tensor '%s' has the wrong size",
+                            span_str(t->name, &nb));
+        for (k = 0; k < n; k++)
+            dst[k] = wide ? (int64_t)pb_le(t->raw.p + 8 * k, 8)
+                          : (int64_t)(int32_t)(uint32_t)pb_le(t->raw.p + 4 * k, 4);
+        return CRL_OK;
+    }
+    pb_span msg = t->msg;
+    pb_field f;
+    while (pb_next(&msg, &f) == 1) {
+        if (f.num != (wide ? 7u : 5u)) continue;
+        pb_span packed = f.s;
+        uint64_t u = f.u;
+        while (f.wt == PB_VARINT || (f.wt == PB_LEN && packed.n > 0)) {
+            if (f.wt == PB_LEN && pb_varint(&packed, &u) != 0)
+                return node_err(c, CRL_EFORMAT, "malformed %s", wide ? "int64_data" : "int32_data");
+            if (k == n)
+                return node_err(c, CRL_EFORMAT, "tensor '%s' has too many values",
+                                span_str(t->name, &nb));
+            dst[k++] = wide ? (int64_t)u : (int64_t)(int32_t)(uint32_t)u;
+            if (f.wt == PB_VARINT) break;
+        }
+    }
+    if (k != n)
+        return node_err(c, CRL_EFORMAT, "tensor '%s' has too few values", span_str(t->name, &nb));
+    return CRL_OK;
+}
+
+/* Reads an integer tensor of at most ONNX_MAX_DIMS values into e (a shape, axes, sizes). */
 static crl_status tensor_ints(const lower_ctx *c, const onnx_tensor *t, ent *e) {
     name_buf nb;
     size_t n = 0;
-    if (t->dtype != 7 || t->external)
-        return node_err(c, CRL_EUNSUPPORTED, "tensor '%s' should be INT64, it is %s",
-                        span_str(t->name, &nb), dtype_name(t->dtype));
     crl_status st = tensor_count(t, &n, c->err);
     if (st != CRL_OK) return node_wrap(c, st);
     if (n > ONNX_MAX_DIMS)
         return node_err(c, CRL_EUNSUPPORTED, "integer tensor '%s' has %zu values (max %d)",
                         span_str(t->name, &nb), n, ONNX_MAX_DIMS);
-    size_t k = 0;
-    if (t->has_raw) {
-        if (t->raw.n != 8 * n)
-            return node_err(c, CRL_EFORMAT, "tensor '%s' has the wrong size",
-                            span_str(t->name, &nb));
-        for (k = 0; k < n; k++)
-            e->ints[k] = (int64_t)pb_le(t->raw.p + 8 * k, 8);
-    } else {
-        pb_span msg = t->msg;
-        pb_field f;
-        while (pb_next(&msg, &f) == 1) {
-            if (f.num != 7) continue;
-            pb_span packed = f.s;
-            uint64_t u = f.u;
-            while (f.wt == PB_VARINT || (f.wt == PB_LEN && packed.n > 0)) {
-                if (f.wt == PB_LEN && pb_varint(&packed, &u) != 0)
-                    return node_err(c, CRL_EFORMAT, "malformed int64_data");
-                if (k == n)
-                    return node_err(c, CRL_EFORMAT, "tensor '%s' has too many values",
-                                    span_str(t->name, &nb));
-                e->ints[k++] = (int64_t)u;
-                if (f.wt == PB_VARINT) break;
-            }
-        }
-        if (k != n)
-            return node_err(c, CRL_EFORMAT, "tensor '%s' has too few values",
-                            span_str(t->name, &nb));
-    }
+    if ((st = tensor_int_data(c, t, e->ints, n)) != CRL_OK) return st;
     e->n_ints = n;
     e->batch0 = 0;
+    e->scalar = t->ndims == 0;
     e->kind = ENT_INTS;
     return CRL_OK;
 }
@@ -750,7 +769,9 @@ static crl_status tensor_value(lower_ctx *c, ent *e) {
     float *data = NULL;
     size_t count, dims[ONNX_MAX_DIMS];
     const onnx_tensor *t = e->t;
-    if (t->dtype == 7) return node_err(c, CRL_EUNSUPPORTED, "an INT64 tensor is used as data");
+    if (is_int_type(t->dtype))
+        return node_err(c, CRL_EUNSUPPORTED, "an integer (%s) tensor is used as data",
+                        dtype_name(t->dtype));
     crl_status st = tensor_floats(t, &data, &count, c->err);
     if (st != CRL_OK) return node_wrap(c, st);
     for (size_t i = 0; i < t->ndims; i++)
@@ -780,11 +801,12 @@ static crl_status get_ints(lower_ctx *c, size_t idx, ent *out) {
     ent *e;
     crl_status st = lookup(c, idx, &e);
     if (st != CRL_OK) return st;
-    if (e->kind == ENT_TENSOR && e->t->dtype == 7) st = tensor_ints(c, e->t, e);
+    if (e->kind == ENT_TENSOR && is_int_type(e->t->dtype)) st = tensor_ints(c, e->t, e);
     if (st != CRL_OK) return st;
     if (e->kind != ENT_INTS)
         return node_err(c, CRL_EUNSUPPORTED,
-                        "input %zu must be a constant INT64 tensor or come from Shape", idx);
+                        "input %zu must be a constant INT64 (or INT32) tensor or come from Shape",
+                        idx);
     *out = *e;
     return CRL_OK;
 }
@@ -806,10 +828,14 @@ static crl_status shape_of(lower_ctx *c, size_t v, crl_nn_shape *s) {
     return CRL_OK;
 }
 
-/* Binds the node's output name to graph value v. */
-static crl_status bind(lower_ctx *c, size_t v) {
-    ent e = {.name = c->node.out[0], .kind = ENT_VALUE, .value = v};
+/* Binds the node's output `k` to graph value v. */
+static crl_status bind_out(lower_ctx *c, size_t k, size_t v) {
+    ent e = {.name = c->node.out[k], .kind = ENT_VALUE, .value = v};
     return add_ent(c, &e);
+}
+
+static crl_status bind(lower_ctx *c, size_t v) {
+    return bind_out(c, 0, v);
 }
 
 static crl_status emit(lower_ctx *c, crl_nn_op op, const size_t *in, size_t n_in,
@@ -961,10 +987,51 @@ static crl_status lower_matmul(lower_ctx *c) {
     return st;
 }
 
+/* 1 when input idx holds integers (a shape, sizes, an INT64 / INT32 constant). */
+static int is_ints(lower_ctx *c, size_t idx) {
+    ent *e;
+    if (idx >= c->node.n_in || c->node.in[idx].n == 0 || lookup(c, idx, &e) != CRL_OK) return 0;
+    return e->kind == ENT_INTS || (e->kind == ENT_TENSOR && is_int_type(e->t->dtype));
+}
+
+/* Add / Sub / Mul / Div of two integer vectors at load time (one side may have length 1):
+ * PyTorch computes chunk() sizes from a Shape this way. */
+static crl_status lower_int_binary(lower_ctx *c, crl_nn_op op) {
+    ent a, b;
+    crl_status st = get_ints(c, 0, &a);
+    if (st == CRL_OK) st = get_ints(c, 1, &b);
+    if (st != CRL_OK) return st;
+    if (a.batch0 || b.batch0)
+        return node_err(c, CRL_EUNSUPPORTED, "arithmetic on the run-time batch size");
+    if (a.n_ints == 0 || b.n_ints == 0 || (a.n_ints != b.n_ints && a.n_ints != 1 && b.n_ints != 1))
+        return node_err(c, CRL_ESHAPE, "integer operands of %zu and %zu values do not broadcast",
+                        a.n_ints, b.n_ints);
+    ent r = {.name = c->node.out[0], .kind = ENT_INTS, .scalar = a.scalar && b.scalar};
+    r.n_ints = a.n_ints > b.n_ints ? a.n_ints : b.n_ints;
+    for (size_t k = 0; k < r.n_ints; k++) {
+        int64_t x = a.ints[a.n_ints == 1 ? 0 : k], y = b.ints[b.n_ints == 1 ? 0 : k], z = 0;
+        int bad = 0;
+        if (op == CRL_NN_ADD) bad = __builtin_add_overflow(x, y, &z);
+        if (op == CRL_NN_SUB) bad = __builtin_sub_overflow(x, y, &z);
+        if (op == CRL_NN_MUL) bad = __builtin_mul_overflow(x, y, &z);
+        if (op == CRL_NN_DIV) {
+            bad = y == 0 || (x == INT64_MIN && y == -1);
+            z = bad ? 0 : x / y; /* ONNX integer Div truncates, as C does */
+        }
+        if (op == CRL_NN_POW) return node_err(c, CRL_EUNSUPPORTED, "integer Pow");
+        if (bad)
+            return node_err(c, CRL_EFORMAT, "integer overflow or division by zero (%lld, %lld)",
+                            (long long)x, (long long)y);
+        r.ints[k] = z;
+    }
+    return add_ent(c, &r);
+}
+
 static crl_status lower_binary(lower_ctx *c, crl_nn_op op) {
     size_t in[2];
     ent *e;
     crl_status st = want_inputs(c, 2, 2);
+    if (st == CRL_OK && is_ints(c, 0) && is_ints(c, 1)) return lower_int_binary(c, op);
     if (st == CRL_OK && op == CRL_NN_POW && (st = lookup(c, 1, &e)) == CRL_OK && e->t == NULL)
         st = node_err(c, CRL_EUNSUPPORTED, "the exponent must be a constant");
     if (st == CRL_OK) st = get_value(c, 0, &in[0]);
@@ -1340,12 +1407,18 @@ static crl_status lower_constant(lower_ctx *c) {
         t->name = c->node.out[0];
         c->m->n_consts++;
         ent e = {.name = c->node.out[0], .kind = ENT_TENSOR, .t = t};
-        if (t->dtype == 7 && (st = tensor_ints(c, t, &e)) != CRL_OK) return st;
+        size_t n = 0;
+        /* A short integer tensor is read now (a shape, axes); a longer one (Gather's indices)
+         * stays a tensor until an operator reads it. */
+        if (is_int_type(t->dtype) && (st = tensor_count(t, &n, c->err)) != CRL_OK)
+            return node_wrap(c, st);
+        if (is_int_type(t->dtype) && n <= ONNX_MAX_DIMS && (st = tensor_ints(c, t, &e)) != CRL_OK)
+            return st;
         return add_ent(c, &e);
     }
     if ((st = attr_get(c, "value_int", &a, &found)) != CRL_OK) return st;
     if (found && a.has_i) {
-        ent e = {.name = c->node.out[0], .kind = ENT_INTS, .n_ints = 1, .ints = {a.i}};
+        ent e = {.name = c->node.out[0], .kind = ENT_INTS, .n_ints = 1, .ints = {a.i}, .scalar = 1};
         return add_ent(c, &e);
     }
     if ((st = attr_get(c, "value_float", &a, &found)) != CRL_OK) return st;
@@ -1356,6 +1429,199 @@ static crl_status lower_constant(lower_ctx *c) {
     }
     return node_err(c, CRL_EUNSUPPORTED,
                     "only a 'value' tensor, 'value_float' or 'value_int' is supported");
+}
+
+/* Split (opset 11: the 'split' attribute; 13 on: an optional constant second input; absent:
+ * equal parts) becomes one SLICE per output. */
+static crl_status lower_split(lower_ctx *c) {
+    size_t x, ax, n_out = c->node.n_out, n_sizes = 0;
+    int64_t axis, sizes[ONNX_MAX_IO];
+    int found = 0;
+    crl_nn_shape s;
+    crl_status st = want_inputs(c, 1, c->m->opset >= 13 ? 2 : 1);
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    if (st == CRL_OK) st = shape_of(c, x, &s);
+    if (st == CRL_OK) st = attr_int(c, "axis", 0, &axis);
+    if (st == CRL_OK && c->m->opset < 13)
+        st = attr_ints(c, "split", sizes, ONNX_MAX_IO, &n_sizes, &found);
+    if (st == CRL_OK && c->m->opset >= 13 && c->node.n_in == 2 && c->node.in[1].n > 0) {
+        ent e;
+        if ((st = get_ints(c, 1, &e)) != CRL_OK) return st;
+        if (e.batch0 || e.n_ints > ONNX_MAX_IO)
+            return node_err(c, CRL_EUNSUPPORTED, "'split' must be constant sizes, one per output");
+        memcpy(sizes, e.ints, e.n_ints * sizeof(*sizes));
+        n_sizes = e.n_ints;
+        found = 1;
+    }
+    if (st != CRL_OK) return st;
+    if (n_out == 0) return node_err(c, CRL_EFORMAT, "has no outputs");
+    if (axis < -(int64_t)s.rank || axis >= (int64_t)s.rank)
+        return node_err(c, CRL_ESHAPE, "axis %lld is outside a %zu-D value", (long long)axis,
+                        s.rank);
+    ax = (size_t)(axis < 0 ? axis + (int64_t)s.rank : axis);
+    if (ax == 0 && s.batched)
+        return node_err(c, CRL_EUNSUPPORTED,
+                        "splitting along the batch axis (axis 0) is not "
+                        "supported: each batch row is its own observation");
+    int64_t dim = (int64_t)s.d[ax], sum = 0;
+    if (!found) {
+        if (dim % (int64_t)n_out != 0)
+            return node_err(c, CRL_ESHAPE,
+                            "axis %zu of size %lld does not split into %zu equal parts", ax,
+                            (long long)dim, n_out);
+        for (size_t k = 0; k < n_out; k++)
+            sizes[k] = dim / (int64_t)n_out;
+        n_sizes = n_out;
+    }
+    if (n_sizes != n_out)
+        return node_err(c, CRL_EFORMAT, "'split' has %zu sizes for %zu outputs", n_sizes, n_out);
+    for (size_t k = 0; k < n_out; k++) {
+        if (sizes[k] <= 0 || sizes[k] > dim)
+            return node_err(c, CRL_EUNSUPPORTED, "split size %lld is outside 1..%lld",
+                            (long long)sizes[k], (long long)dim);
+        sum += sizes[k];
+    }
+    if (sum != dim)
+        return node_err(c, CRL_ESHAPE, "split sizes add up to %lld, the axis has %lld",
+                        (long long)sum, (long long)dim);
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    a.n_axes = 1;
+    a.axes[0] = (int64_t)ax;
+    a.steps[0] = 1;
+    for (size_t k = 0; k < n_out && st == CRL_OK; k++) {
+        size_t v;
+        a.ends[0] = a.starts[0] + sizes[k];
+        st = crl_nn_graph_node(c->g, CRL_NN_SLICE, &x, 1, &a, &v, c->err);
+        if (st != CRL_OK) return node_wrap(c, st);
+        if (c->node.out[k].n > 0) st = bind_out(c, k, v);
+        a.starts[0] = a.ends[0];
+    }
+    return st;
+}
+
+/* Slice (opset 10 on): starts, ends and the optional axes and steps are constant inputs. */
+static crl_status lower_slice(lower_ctx *c) {
+    size_t x;
+    ent in[4]; /* starts, ends, axes, steps */
+    int has[4] = {1, 1, 0, 0};
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    crl_status st = want_inputs(c, 3, 5);
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    for (size_t k = 0; k < 4 && st == CRL_OK; k++) {
+        if (k >= 2) has[k] = c->node.n_in > k + 1 && c->node.in[k + 1].n > 0;
+        if (has[k]) st = get_ints(c, k + 1, &in[k]);
+        if (st == CRL_OK && has[k] && in[k].batch0)
+            st = node_err(c, CRL_EUNSUPPORTED, "input %zu holds the run-time batch size", k + 1);
+    }
+    if (st != CRL_OK) return st;
+    size_t n = in[0].n_ints;
+    if (n == 0 || n > CRL_NN_MAX_RANK || in[1].n_ints != n || (has[2] && in[2].n_ints != n) ||
+        (has[3] && in[3].n_ints != n))
+        return node_err(c, CRL_EFORMAT,
+                        "starts, ends, axes and steps must have the same length, 1 to %d",
+                        CRL_NN_MAX_RANK);
+    for (size_t k = 0; k < n; k++) {
+        a.axes[k] = has[2] ? in[2].ints[k] : (int64_t)k;
+        a.starts[k] = in[0].ints[k];
+        a.ends[k] = in[1].ints[k];
+        a.steps[k] = has[3] ? in[3].ints[k] : 1;
+        if (a.steps[k] == 0) return node_err(c, CRL_EFORMAT, "a step is 0");
+    }
+    a.n_axes = n;
+    return emit(c, CRL_NN_SLICE, &x, 1, &a);
+}
+
+/* Gather's indices: a constant INT64 / INT32 tensor of any shape, or the integers of a Shape
+ * (1-D) or of a value_int Constant (a scalar). *ix is malloc'ed. */
+static crl_status gather_indices(lower_ctx *c, int64_t **ix, size_t *idims, size_t *irank) {
+    ent *e;
+    size_t n = 0;
+    crl_status st = lookup(c, 1, &e);
+    if (st != CRL_OK) return st;
+    if (e->t != NULL && is_int_type(e->t->dtype)) {
+        if ((st = tensor_count(e->t, &n, c->err)) != CRL_OK) return node_wrap(c, st);
+        if (e->t->ndims > CRL_NN_MAX_RANK || n == 0 || n > ONNX_MAX_INDICES)
+            return node_err(c, CRL_EUNSUPPORTED,
+                            "the indices (%zu in %zu dimensions) must be 1 to %zu in at most %d "
+                            "dimensions",
+                            n, e->t->ndims, ONNX_MAX_INDICES, CRL_NN_MAX_RANK);
+        *irank = e->t->ndims;
+        for (size_t i = 0; i < *irank; i++)
+            idims[i] = (size_t)e->t->dims[i];
+    } else if (e->kind == ENT_INTS && !e->batch0 && e->n_ints > 0) {
+        n = e->n_ints;
+        *irank = e->scalar ? 0 : 1;
+        idims[0] = n;
+    } else {
+        return node_err(c, CRL_EUNSUPPORTED,
+                        "the indices must be a constant INT64 or INT32 tensor (an initializer or "
+                        "a Constant node)");
+    }
+    *ix = malloc(n * sizeof(**ix));
+    if (*ix == NULL) return node_err(c, CRL_ENOMEM, "out of memory");
+    if (e->t != NULL && is_int_type(e->t->dtype)) return tensor_int_data(c, e->t, *ix, n);
+    memcpy(*ix, e->ints, n * sizeof(**ix));
+    return CRL_OK;
+}
+
+/* Gather from integers (a Shape): at most ONNX_MAX_DIMS of them by a scalar or 1-D index. The
+ * run-time batch may be picked only as the first value of the result. */
+static crl_status gather_ints(lower_ctx *c, int64_t axis, const int64_t *ix, size_t irank,
+                              size_t n) {
+    ent d;
+    crl_status st = get_ints(c, 0, &d);
+    if (st != CRL_OK) return st;
+    if ((axis != 0 && axis != -1) || irank > 1 || n > ONNX_MAX_DIMS || d.scalar)
+        return node_err(c, CRL_EUNSUPPORTED,
+                        "only up to %d values of a 1-D integer tensor can be gathered",
+                        ONNX_MAX_DIMS);
+    ent r = {.name = c->node.out[0], .kind = ENT_INTS, .n_ints = n, .scalar = irank == 0};
+    for (size_t j = 0; j < n; j++) {
+        int64_t k = ix[j] < 0 ? ix[j] + (int64_t)d.n_ints : ix[j];
+        if (k < 0 || k >= (int64_t)d.n_ints)
+            return node_err(c, CRL_ESHAPE, "index %lld is outside %zu values", (long long)ix[j],
+                            d.n_ints);
+        if (k == 0 && d.batch0 && j != 0)
+            return node_err(c, CRL_EUNSUPPORTED, "the run-time batch size would move");
+        r.batch0 |= k == 0 && d.batch0;
+        r.ints[j] = d.ints[k];
+    }
+    return add_ent(c, &r);
+}
+
+static crl_status lower_gather(lower_ctx *c) {
+    size_t x, v, idims[CRL_NN_MAX_RANK], irank = 0;
+    int64_t axis, *ix = NULL;
+    crl_status st = want_inputs(c, 2, 2);
+    if (st == CRL_OK) st = attr_int(c, "axis", 0, &axis);
+    if (st == CRL_OK && is_ints(c, 0)) {
+        if ((st = gather_indices(c, &ix, idims, &irank)) == CRL_OK) {
+            size_t n = 1;
+            for (size_t i = 0; i < irank; i++)
+                n *= idims[i];
+            st = gather_ints(c, axis, ix, irank, n);
+        }
+        free(ix);
+        return st;
+    }
+    if (st == CRL_OK) st = get_value(c, 0, &x);
+    if (st == CRL_OK) st = gather_indices(c, &ix, idims, &irank);
+    if (st == CRL_OK) {
+        st = crl_nn_graph_gather(c->g, x, axis, ix, idims, irank, &v, c->err);
+        st = st == CRL_OK ? bind(c, v) : node_wrap(c, st);
+    }
+    free(ix);
+    return st;
+}
+
+static crl_status lower_transpose(lower_ctx *c) {
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    int found;
+    crl_status st = attr_ints(c, "perm", a.axes, CRL_NN_MAX_RANK, &a.n_axes, &found);
+    return st == CRL_OK ? lower_unary(c, CRL_NN_TRANSPOSE, &a) : st;
 }
 
 static int is_op(const lower_ctx *c, const char *op) {
@@ -1378,6 +1644,7 @@ static crl_status lower_node(lower_ctx *c) {
     if (c->node.domain.n != 0 && !span_is(c->node.domain, "ai.onnx"))
         return node_err(c, CRL_EUNSUPPORTED, "operators of domain '%s' are not supported",
                         span_str(c->node.domain, &nb));
+    if (is_op(c, "Split")) return lower_split(c); /* the one operator with several outputs */
     if (c->node.n_out != 1 || c->node.out[0].n == 0)
         return node_err(c, CRL_EUNSUPPORTED, "has %zu outputs, expected exactly one",
                         c->node.n_out);
@@ -1427,6 +1694,9 @@ static crl_status lower_node(lower_ctx *c) {
     if (is_op(c, "AveragePool")) return lower_spatial(c, CRL_NN_AVGPOOL);
     if (is_op(c, "GlobalAveragePool")) return lower_unary(c, CRL_NN_GLOBAL_AVGPOOL, NULL);
     if (is_op(c, "ArgMax")) return lower_argmax(c);
+    if (is_op(c, "Slice")) return lower_slice(c);
+    if (is_op(c, "Gather")) return lower_gather(c);
+    if (is_op(c, "Transpose")) return lower_transpose(c);
     return node_err(c, CRL_EUNSUPPORTED, "unsupported operator");
 }
 
@@ -1536,7 +1806,10 @@ static crl_status lower(onnx_model *m, crl_nn_graph_t **out, crl_err *err) {
     if (st != CRL_OK) return st;
     st = crl_nn_graph_new_shaped(dims, n_dims, &c.g);
     if (st != CRL_OK) return crl_err_set(err, st, "cannot create a graph for the input shape");
-    c.cap_ents = m->n_nodes + m->n_inits + 2;
+    /* One entry per node output (Split has several), initializer and the graph input. */
+    c.cap_ents = m->n_inits + 2;
+    for (size_t i = 0; i < m->n_nodes; i++)
+        c.cap_ents += node_decode(m->nodes[i], &c.node, NULL) == CRL_OK ? c.node.n_out : 1;
     c.ents = calloc(c.cap_ents, sizeof(*c.ents));
     if (c.ents == NULL) {
         st = crl_err_set(err, CRL_ENOMEM, "out of memory");

@@ -17,7 +17,10 @@
  * linear_packed_bf16; a table without bf16 entries makes that a load error, never a silent float32
  * fallback. A CONV in bf16 computes col x W^T (pixels as rows, the packed filters as weights) into
  * scratch and transposes it into NCHW. After a table switch a bf16 graph runs in float32 (the
- * plain W), like a float32 graph does with its packing. */
+ * plain W), like a float32 graph does with its packing.
+ *
+ * The data-movement ops (SLICE, GATHER, TRANSPOSE) have their shape rules and kernels in
+ * movement.c; this file builds, folds and plans them like any other node. */
 #include "nn/graph.h"
 
 #include "hw/hw.h"
@@ -28,6 +31,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "nn/movement.h"
 
 #define NN_ALIGN 64
 #define NN_MAX_WIDTH ((size_t)1 << 16)     /* input and output widths */
@@ -61,6 +65,8 @@ typedef struct nn_node {
     size_t wh_n;
     float *p; /* ADD_ROW: the row; BATCHNORM: scale[C], shift[C]; LAYERNORM: gamma[n], beta[n] */
     size_t p_n;
+    int64_t *ix; /* GATHER: the indices, non-negative after infer */
+    size_t n_ix;
     /* Set at finish (plan_in_place): */
     size_t xrow; /* floats of input 0 per batch row (batched) or in all */
     size_t mrow; /* LINEAR: xrow / k_in, the matrix rows per batch row (no division per run) */
@@ -209,7 +215,9 @@ static void node_free(nn_node *n) {
     free(n->wh);
     n->wh = NULL;
     free(n->p);
+    free(n->ix);
     n->w = n->b = n->wp = n->p = NULL;
+    n->ix = NULL;
 }
 
 void crl_nn_graph_free(crl_nn_graph_t *g) {
@@ -601,6 +609,23 @@ static crl_status infer(crl_nn_graph_t *g, nn_node *n, crl_err *err) {
         n->osh.rank = r;
         return CRL_OK;
     }
+    case CRL_NN_SLICE:
+    case CRL_NN_TRANSPOSE:
+    case CRL_NN_GATHER:
+        if (n->n_in != 1) return crl_err_set(err, CRL_EINVAL, "takes 1 input");
+        if (n->op == CRL_NN_SLICE)
+            st = crl_nn__infer_slice(s, a, &n->osh, err);
+        else if (n->op == CRL_NN_TRANSPOSE)
+            st = crl_nn__infer_transpose(s, a, &n->osh, err);
+        else
+            st = crl_nn__infer_gather(s, a, n->ix, n->n_ix, &n->osh, err);
+        /* A whole slice, or a transpose that only moves dims of size 1, renames the data: as a
+         * RESHAPE it costs nothing (elide_reshapes). */
+        if (st == CRL_OK && crl_nn__moves_nothing(n->op, s, a, &n->osh)) {
+            n->op = CRL_NN_RESHAPE;
+            a->shape = n->osh;
+        }
+        return st;
     default:
         return crl_err_set(err, CRL_EINVAL, "op %d cannot be built as a node", (int)n->op);
     }
@@ -642,7 +667,8 @@ crl_status crl_nn_graph_node(crl_nn_graph_t *g, crl_nn_op op, const size_t *in, 
     nn_node *n = NULL;
     crl_status st = push_node(g, &n, err);
     if (st != CRL_OK) return st;
-    if (op == CRL_NN_LINEAR || op == CRL_NN_ADD_ROW || (int)op < 0 || op >= CRL_NN_OP_COUNT)
+    if (op == CRL_NN_LINEAR || op == CRL_NN_ADD_ROW || op == CRL_NN_GATHER || (int)op < 0 ||
+        op >= CRL_NN_OP_COUNT)
         return crl_err_set(err, CRL_EINVAL, "op %d cannot be built with crl_nn_graph_node",
                            (int)op);
     if (n_in == 0 || n_in > CRL_NN_MAX_INPUTS || in == NULL)
@@ -658,6 +684,40 @@ crl_status crl_nn_graph_node(crl_nn_graph_t *g, crl_nn_op op, const size_t *in, 
         n->in[i] = in[i];
         n->ish[i] = g->vals[in[i]].s;
     }
+    return commit_node(g, n, value, err);
+}
+
+crl_status crl_nn_graph_gather(crl_nn_graph_t *g, size_t x, int64_t axis, const int64_t *indices,
+                               const size_t *idims, size_t irank, size_t *value, crl_err *err) {
+    nn_node *n = NULL;
+    crl_status st = push_node(g, &n, err);
+    if (st != CRL_OK) return st;
+    if (x >= g->n_vals) return crl_err_set(err, CRL_EINVAL, "input value does not exist");
+    if (indices == NULL || (irank > 0 && idims == NULL))
+        return crl_err_set(err, CRL_EINVAL, "a gather needs its indices");
+    if (irank > CRL_NN_MAX_RANK)
+        return crl_err_set(err, CRL_EUNSUPPORTED, "the indices have %zu dimensions (max %d)", irank,
+                           CRL_NN_MAX_RANK);
+    size_t cnt = 1;
+    for (size_t i = 0; i < irank; i++) {
+        if (idims[i] == 0 || cnt > NN_MAX_ROW / idims[i])
+            return crl_err_set(err, CRL_EUNSUPPORTED, "the indices are empty or more than %zu",
+                               NN_MAX_ROW);
+        cnt *= idims[i];
+    }
+    n->op = CRL_NN_GATHER;
+    n->n_in = 1;
+    n->in[0] = x;
+    n->ish[0] = g->vals[x].s;
+    crl_nn_attrs_init(&n->a);
+    n->a.axis = axis;
+    n->a.shape.rank = irank;
+    for (size_t i = 0; i < irank; i++)
+        n->a.shape.d[i] = idims[i];
+    n->ix = malloc(cnt * sizeof(*n->ix));
+    if (n->ix == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory for gather indices");
+    memcpy(n->ix, indices, cnt * sizeof(*n->ix));
+    n->n_ix = cnt;
     return commit_node(g, n, value, err);
 }
 
@@ -1254,6 +1314,15 @@ static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size
         }
         return;
     }
+    case CRL_NN_SLICE:
+        crl_nn__run_slice(&n->a, x, d, r, od, y);
+        return;
+    case CRL_NN_TRANSPOSE:
+        crl_nn__run_transpose(&n->a, x, d, r, y);
+        return;
+    case CRL_NN_GATHER:
+        crl_nn__run_gather(&n->a, n->ix, n->n_ix, x, d, r, y);
+        return;
     case CRL_NN_OP_COUNT:
         return;
     }
@@ -1911,6 +1980,7 @@ crl_status crl_nn_graph_mlock(const crl_nn_graph_t *g, size_t *locked, crl_err *
         if (st == CRL_OK) st = lock(n->wp, n->wp_n, locked, err);
         if (st == CRL_OK) st = lock(n->wh, (n->wh_n + 1) / 2, locked, err);
         if (st == CRL_OK) st = lock(n->p, n->p_n, locked, err);
+        if (st == CRL_OK) st = lock(n->ix, n->n_ix * (sizeof(*n->ix) / sizeof(float)), locked, err);
     }
     for (size_t v = 0; v < g->n_vals && st == CRL_OK; v++)
         st = lock(g->vals[v].data, g->vals[v].row, locked, err);

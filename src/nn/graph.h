@@ -66,6 +66,11 @@ typedef enum crl_nn_op {
     CRL_NN_MAXPOOL,        /* kernel (required), ceil_mode; padding never wins the max */
     CRL_NN_AVGPOOL,        /* kernel (required), ceil_mode, count_include_pad */
     CRL_NN_GLOBAL_AVGPOOL, /* mean over H, W: [batch, C, 1, 1] */
+    /* Data movement (nn/movement.c). None touches the batch axis: each batch row of the output
+     * comes from the same row of the input. */
+    CRL_NN_SLICE,     /* axes[n_axes], starts, ends, steps (ONNX Slice: see crl_nn_attrs) */
+    CRL_NN_GATHER,    /* axis; constant indices, built with crl_nn_graph_gather only */
+    CRL_NN_TRANSPOSE, /* perm in axes[n_axes] (n_axes = rank), or n_axes 0: reverse the dims */
     CRL_NN_OP_COUNT
 } crl_nn_op;
 
@@ -87,7 +92,13 @@ typedef struct crl_nn_attrs {
     int select_last;
     int64_t axes[CRL_NN_MAX_RANK];
     size_t n_axes;
-    crl_nn_shape shape; /* RESHAPE / EXPAND target; for RESHAPE, batched iff the input is */
+    /* SLICE, one entry per axes[k], ONNX's rules: a negative start or end counts from the end of
+     * the axis, both are then clamped to it (INT64_MAX: to the end), a negative step walks
+     * backwards, step 0 means 1. The batch axis may only be sliced whole (start 0, step 1, end
+     * >= INT32_MAX); an empty result is refused. */
+    int64_t starts[CRL_NN_MAX_RANK], ends[CRL_NN_MAX_RANK], steps[CRL_NN_MAX_RANK];
+    crl_nn_shape shape; /* RESHAPE / EXPAND target (for RESHAPE, batched iff the input is);
+                         GATHER: the indices' shape, set by crl_nn_graph_gather */
     /* CONV / MAXPOOL / AVGPOOL. 0 means the default: strides and dilations 1, group 1, the
      * kernel from W (CONV). pads are ONNX's order: top, left, bottom, right. */
     size_t kernel[2], strides[2], dilations[2], pads[4];
@@ -113,6 +124,11 @@ crl_status crl_nn_graph_node(crl_nn_graph_t *g, crl_nn_op op, const size_t *in, 
 /* LINEAR on the last axis of value `x` (which must have `in` there); copies w and b. */
 crl_status crl_nn_graph_linear(crl_nn_graph_t *g, size_t x, const float *w, const float *b,
                                size_t in, size_t out, size_t *value, crl_err *err);
+/* GATHER of value `x` along `axis` (not the batch axis) at constant indices (copied; any rank up
+ * to what the output's rank allows, 0 = one index, which removes the axis; negative ones count
+ * from the end): the output's shape is x's with that axis replaced by idims. */
+crl_status crl_nn_graph_gather(crl_nn_graph_t *g, size_t x, int64_t axis, const int64_t *indices,
+                               const size_t *idims, size_t irank, size_t *value, crl_err *err);
 crl_status crl_nn_graph_shape(const crl_nn_graph_t *g, size_t value, crl_nn_shape *s);
 /* The graph's output (by default the last value the chain builder made). */
 crl_status crl_nn_graph_set_output(crl_nn_graph_t *g, size_t value, crl_err *err);

@@ -278,12 +278,45 @@ static void test_nature_cnn(void **state) {
     crl_nn_graph_free(g);
 }
 
+/* A [B, 4, 12] history through Transpose, Split (sizes as an input at opset 14, as an attribute
+ * at 11), Gather by a constant list and by a scalar index, strided, reversed and tail Slices, a
+ * [B, C, H, W] -> [B, H, W, C] permute and two chunk()s, whose Slice bounds torch computes from
+ * a Shape with Gather, Add, Div and Mul. */
+static void check_frame_stack(const char *name) {
+    check_model(name);
+    crl_nn_graph_t *g = NULL;
+    crl_err err = {{0}};
+    char path[256];
+    snprintf(path, sizeof(path), ZOO_DIR "%s/model.onnx", name);
+    assert_int_equal(crl_onnx_load_file(path, &g, &err), CRL_OK);
+    size_t count[CRL_NN_OP_COUNT] = {0};
+    for (size_t i = 0; i < crl_nn_graph_num_ops(g); i++)
+        count[crl_nn_graph_op(g, i)]++;
+    assert_int_equal(count[CRL_NN_TRANSPOSE], 2);
+    assert_int_equal(count[CRL_NN_GATHER], 2);    /* the Shape's Gathers run at load time */
+    assert_int_equal(count[CRL_NN_SLICE], 2 + 8); /* Split: one per output; 8 Slices */
+    assert_int_equal(crl_nn_graph_input_width(g), 48);
+    assert_int_equal(crl_nn_graph_output_width(g), 6);
+    crl_nn_graph_free(g);
+}
+
+static void test_frame_stack(void **state) {
+    (void)state;
+    check_frame_stack("frame_stack");
+}
+
+static void test_frame_stack_op11(void **state) {
+    (void)state;
+    check_frame_stack("frame_stack_op11");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example_mlp),   cmocka_unit_test(test_ppo_gaussian),
-        cmocka_unit_test(test_sac_squashed),  cmocka_unit_test(test_dueling_dqn),
-        cmocka_unit_test(test_layernorm_mlp), cmocka_unit_test(test_batchnorm_mlp),
-        cmocka_unit_test(test_nature_cnn),    cmocka_unit_test(test_bf16_zoo),
+        cmocka_unit_test(test_example_mlp),      cmocka_unit_test(test_ppo_gaussian),
+        cmocka_unit_test(test_sac_squashed),     cmocka_unit_test(test_dueling_dqn),
+        cmocka_unit_test(test_layernorm_mlp),    cmocka_unit_test(test_batchnorm_mlp),
+        cmocka_unit_test(test_nature_cnn),       cmocka_unit_test(test_frame_stack),
+        cmocka_unit_test(test_frame_stack_op11), cmocka_unit_test(test_bf16_zoo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -170,12 +170,49 @@ def unsupported(rng):
     save_model("double_weights", graph, 13)
 
 
+def movement(rng):
+    """Transpose, Split (sizes as an input), Slice (negative starts, steps and an end far below
+    the axis), Gather with 2-D INT32 indices and with a scalar INT64 index. The integer tensors
+    use int32_data / int64_data instead of raw_data, to cover those encodings too."""
+    def ints(name, vals, dtype=TensorProto.INT64, dims=None):
+        vals = list(vals)
+        return helper.make_tensor(name, dtype, [len(vals)] if dims is None else dims, vals)
+
+    inits = [ints("sizes", [1, 3]), ints("starts", [-1, 2]), ints("ends", [-2**63, -100]),
+             ints("axes", [1, 3]), ints("steps", [-2, -1]),
+             ints("pairs", [1, 0, 1, 1], TensorProto.INT32, [2, 2]),
+             ints("first", [0], dims=[])]
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], name="nchw_nhwc", perm=[0, 3, 1, 2]),
+        helper.make_node("Split", ["t", "sizes"], ["a", "b"], name="split", axis=1),
+        helper.make_node("Slice", ["b", "starts", "ends", "axes", "steps"], ["s"], name="slice"),
+        helper.make_node("Gather", ["s", "pairs"], ["g"], name="pairs", axis=2),
+        helper.make_node("Flatten", ["g"], ["gf"], name="flat_g"),
+        helper.make_node("Gather", ["a", "first"], ["a0"], name="first", axis=1),
+        helper.make_node("Flatten", ["a0"], ["af"], name="flat_a"),
+        helper.make_node("Concat", ["gf", "af"], ["y"], name="cat", axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "movement",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 30])], inits)
+    save_model("movement", graph, 13)
+    x = inputs(rng, 24)
+    t = x.reshape(ROWS, 2, 3, 4).transpose(0, 3, 1, 2)
+    a, b = t[:, :1], t[:, 1:]
+    s = b[:, ::-2, :, ::-1]
+    g = np.take(s, np.array([[1, 0], [1, 1]]), axis=2)
+    y = np.concatenate([g.reshape(ROWS, -1), a[:, 0].reshape(ROWS, -1)], axis=1)
+    save_bin("movement", x, f32(y))
+
+
 def main():
     rng = np.random.default_rng(20240601)
     torch_mlps(rng)
     matmul_add(rng)
     identity_flatten(rng)
     unsupported(rng)
+    movement(rng)
 
 
 if __name__ == "__main__":
