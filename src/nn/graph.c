@@ -997,6 +997,23 @@ static void run_softmax(int logsm, const float *x, float *y, size_t outer, size_
         }
 }
 
+/* The sum of x[i] (sq 0) or of (x[i] - c)^2 (sq 1) over n floats, in double, with four
+ * independent partial sums (one chain would wait on the adder's latency for every element). */
+static double sum4(const float *x, size_t n, double c, int sq) {
+    double s[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) {
+            double v = (double)x[i + (size_t)j] - c;
+            s[j] += sq ? v * v : v;
+        }
+    for (; i < n; i++) {
+        double v = (double)x[i] - c;
+        s[0] += sq ? v * v : v;
+    }
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 static void run_reduce_mean(const nn_node *n, const float *x, const size_t *d, size_t r, float *y) {
     int mask[CRL_NN_MAX_RANK] = {0};
     for (size_t k = 0; k < n->a.n_axes; k++)
@@ -1281,13 +1298,8 @@ static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size
         for (size_t o = 0; o < outer; o++) {
             const float *xs = x + o * m;
             float *ys = y + o * m;
-            double mean = 0, var = 0;
-            for (size_t i = 0; i < m; i++)
-                mean += xs[i];
-            mean /= (double)m;
-            for (size_t i = 0; i < m; i++)
-                var += ((double)xs[i] - mean) * ((double)xs[i] - mean);
-            var /= (double)m;
+            double mean = sum4(xs, m, 0.0, 0) / (double)m;
+            double var = sum4(xs, m, mean, 1) / (double)m;
             double inv = 1.0 / sqrt(var + (double)n->a.eps);
             for (size_t i = 0; i < m; i++)
                 ys[i] = (float)(((double)xs[i] - mean) * inv) * gam[i] + bet[i];
