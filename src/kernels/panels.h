@@ -1,8 +1,10 @@
 /* panels.h: the linear-layer drivers shared by the SIMD kernel tables (avx2/, avx512/). Not a
  * normal header: an ISA file includes it after defining VW (floats per vector), PANEL (outputs per
- * packed panel), KC (inputs per packed chunk), RB (rows per register block), PACK_MIN_ROWS,
- * PANEL_ALIGN, and its own block() and linear_dot(), so the code below is compiled once per ISA
- * with that ISA's flags and intrinsics (STYLE.md: intrinsics stay in the ISA directories). */
+ * packed panel), NV (vectors per panel), KC (inputs per packed chunk), RB_FOR(nv) (rows per
+ * register block for a panel of nv live vectors), RB_MAX (the largest), PACK_MIN_ROWS,
+ * PANEL_ALIGN, and its own block(nr, nv, ...) and linear_dot(), so the code below is compiled once
+ * per ISA with that ISA's flags and intrinsics (STYLE.md: intrinsics stay in the ISA directories).
+ */
 #ifndef CRL_KERNELS_PANELS_H
 #define CRL_KERNELS_PANELS_H
 
@@ -42,6 +44,41 @@ static void linear_fma_rows(const float *x, size_t rows, size_t in, const float 
     }
 }
 
+/* Every row through block() over one panel of ow outputs, nv = ceil(ow / VW) live vectors, rows
+ * taken RB_FOR(nv) at a time. block() gives a row the same bits whatever the block size. */
+static inline __attribute__((always_inline)) void panel_rows(int nv, const float *x, size_t rows,
+                                                             size_t in, const float *pk, size_t kc,
+                                                             const float *b, int first, float *y,
+                                                             size_t out, size_t ow, int relu) {
+    size_t r = 0;
+    for (; r + RB_FOR(nv) <= rows; r += RB_FOR(nv))
+        block(RB_FOR(nv), nv, x + r * in, in, pk, kc, b, first, y + r * out, out, ow, relu);
+    for (; r < rows; r++)
+        block(1, nv, x + r * in, in, pk, kc, b, first, y + r * out, out, ow, relu);
+}
+
+static void panel_run(const float *x, size_t rows, size_t in, const float *pk, size_t kc,
+                      const float *b, int first, float *y, size_t out, size_t ow, int relu) {
+    switch ((ow + VW - 1) / VW) {
+    case 1:
+        panel_rows(1, x, rows, in, pk, kc, b, first, y, out, ow, relu);
+        break;
+#if NV >= 3
+    case 2:
+        panel_rows(2, x, rows, in, pk, kc, b, first, y, out, ow, relu);
+        break;
+#endif
+#if NV >= 4
+    case 3:
+        panel_rows(3, x, rows, in, pk, kc, b, first, y, out, ow, relu);
+        break;
+#endif
+    default:
+        panel_rows(NV, x, rows, in, pk, kc, b, first, y, out, ow, relu);
+        break;
+    }
+}
+
 static void linear_panels(const float *x, size_t rows, size_t in, const float *w, const float *b,
                           size_t out, float *y, int relu) {
     float pk[KC * PANEL] __attribute__((aligned(PANEL_ALIGN)));
@@ -62,11 +99,7 @@ static void linear_panels(const float *x, size_t rows, size_t in, const float *w
             }
             const float *bo = b ? b + o0 : NULL;
             int first = k0 == 0, last = relu && k0 + kc == in; /* ReLU on the full sums */
-            size_t r = 0;
-            for (; r + RB <= rows; r += RB)
-                block(RB, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow, last);
-            for (; r < rows; r++)
-                block(1, x + r * in + k0, in, pk, kc, bo, first, y + r * out + o0, out, ow, last);
+            panel_run(x + k0, rows, in, pk, kc, bo, first, y + o0, out, ow, last);
         }
     }
 }
@@ -131,11 +164,7 @@ static void linear_packed_run(const float *x, size_t rows, size_t in, const floa
         const float *pk = packed + o0 / PANEL * in * PANEL;
         size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
         const float *bo = b ? b + o0 : NULL;
-        size_t r = 0;
-        for (; r + RB <= rows; r += RB)
-            block(RB, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow, relu);
-        for (; r < rows; r++)
-            block(1, x + r * in, in, pk, in, bo, 1, y + r * out + o0, out, ow, relu);
+        panel_run(x, rows, in, pk, in, bo, 1, y + o0, out, ow, relu);
     }
 }
 

@@ -31,9 +31,11 @@
 
 #include "kernels/kernels.h"
 
-#define VW 8            /* floats per vector */
-#define NV 2            /* vectors per packed panel: 16 outputs */
-#define RB 6            /* rows per register block */
+#define VW 8 /* floats per vector */
+#define NV 2 /* vectors per packed panel: 16 outputs */
+/* Rows per register block for a panel of nv live vectors, and the most of them. */
+#define RB_FOR(nv) ((nv) >= 2 ? 6 : 12)
+#define RB_MAX 12
 #define PANEL (NV * VW) /* outputs per packed panel */
 #define PACK_FLOATS 4096
 #define KC (PACK_FLOATS / PANEL) /* inputs per packed chunk */
@@ -147,25 +149,26 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
     }
 }
 
-/* One register block: nr (RB or 1, a constant after inlining) rows x PANEL outputs over kc inputs
+/* One register block: nr (RB_FOR(nv) or 1) rows x nv vectors of outputs (both constants after
+ * inlining; the panel's vectors past ow are not computed) over kc inputs
  * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
  * y (later chunks); ow <= PANEL outputs are stored. Whole vectors use plain stores because
  * vmaskmovps stores are slow on some CPUs (AMD among them); only the panel's tail is masked. */
-static inline __attribute__((always_inline)) void block(int nr, const float *x, size_t in,
+static inline __attribute__((always_inline)) void block(int nr, int nv, const float *x, size_t in,
                                                         const float *pk, size_t kc, const float *b,
                                                         int first, float *y, size_t out, size_t ow,
                                                         int relu) {
-    __m256 acc[RB][NV];
+    __m256 acc[RB_MAX][NV];
     __m256i m[NV];
     int whole[NV];
-    for (int v = 0; v < NV; v++) {
+    for (int v = 0; v < nv; v++) {
         size_t c = (size_t)v * VW;
         size_t n = c >= ow ? 0 : (ow - c >= VW ? VW : ow - c);
         m[v] = mask_for(n);
         whole[v] = n == VW;
     }
     for (int r = 0; r < nr; r++)
-        for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < nv; v++) {
             if (!first)
                 acc[r][v] = _mm256_maskload_ps(y + (size_t)r * out + (size_t)v * VW, m[v]);
             else if (b)
@@ -175,16 +178,16 @@ static inline __attribute__((always_inline)) void block(int nr, const float *x, 
         }
     for (size_t k = 0; k < kc; k++) {
         __m256 wv[NV];
-        for (int v = 0; v < NV; v++)
+        for (int v = 0; v < nv; v++)
             wv[v] = _mm256_load_ps(pk + k * PANEL + (size_t)v * VW);
         for (int r = 0; r < nr; r++) {
             __m256 xv = _mm256_broadcast_ss(x + (size_t)r * in + k);
-            for (int v = 0; v < NV; v++)
+            for (int v = 0; v < nv; v++)
                 acc[r][v] = _mm256_fmadd_ps(xv, wv[v], acc[r][v]);
         }
     }
     for (int r = 0; r < nr; r++)
-        for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < nv; v++) {
             float *dst = y + (size_t)r * out + (size_t)v * VW;
             if (relu) acc[r][v] = relu_vec(acc[r][v]);
             if (whole[v])

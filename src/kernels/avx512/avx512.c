@@ -41,9 +41,12 @@
 #include "kernels/avx512bf16/bf16.h"
 #include "kernels/kernels.h"
 
-#define VW 16           /* floats per vector */
-#define NV 4            /* vectors per packed panel: 64 outputs */
-#define RB 6            /* rows per register block: 6 x 4 accumulators */
+#define VW 16 /* floats per vector */
+#define NV 4  /* vectors per packed panel: 64 outputs */
+/* Rows per register block for a panel of nv live vectors (fewer outputs, more rows: up to 24
+ * accumulators), and the most of them. */
+#define RB_FOR(nv) ((nv) >= 4 ? 6 : (nv) == 3 ? 8 : 12)
+#define RB_MAX 12
 #define PANEL (NV * VW) /* outputs per packed panel */
 #define PACK_FLOATS 4096
 #define KC (PACK_FLOATS / PANEL) /* inputs per packed chunk */
@@ -207,21 +210,22 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
     }
 }
 
-/* One register block: nr (RB or 1, a constant after inlining) rows x PANEL outputs over kc inputs
+/* One register block: nr (RB_FOR(nv) or 1) rows x nv vectors of outputs (both constants after
+ * inlining; the panel's vectors past ow are not computed) over kc inputs
  * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
  * y (later chunks); ow <= PANEL outputs are stored. */
-static inline __attribute__((always_inline)) void block(int nr, const float *x, size_t in,
+static inline __attribute__((always_inline)) void block(int nr, int nv, const float *x, size_t in,
                                                         const float *pk, size_t kc, const float *b,
                                                         int first, float *y, size_t out, size_t ow,
                                                         int relu) {
-    __m512 acc[RB][NV];
+    __m512 acc[RB_MAX][NV];
     __mmask16 m[NV];
-    for (int v = 0; v < NV; v++) {
+    for (int v = 0; v < nv; v++) {
         size_t c = (size_t)v * VW;
         m[v] = c >= ow ? 0 : (ow - c >= VW ? (__mmask16)0xffff : tail_mask(ow - c));
     }
     for (int r = 0; r < nr; r++)
-        for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < nv; v++) {
             if (!first)
                 acc[r][v] = _mm512_maskz_loadu_ps(m[v], y + (size_t)r * out + (size_t)v * VW);
             else if (b)
@@ -231,16 +235,16 @@ static inline __attribute__((always_inline)) void block(int nr, const float *x, 
         }
     for (size_t k = 0; k < kc; k++) {
         __m512 wv[NV];
-        for (int v = 0; v < NV; v++)
+        for (int v = 0; v < nv; v++)
             wv[v] = _mm512_loadu_ps(pk + k * PANEL + (size_t)v * VW);
         for (int r = 0; r < nr; r++) {
             __m512 xv = _mm512_set1_ps(x[(size_t)r * in + k]);
-            for (int v = 0; v < NV; v++)
+            for (int v = 0; v < nv; v++)
                 acc[r][v] = _mm512_fmadd_ps(xv, wv[v], acc[r][v]);
         }
     }
     for (int r = 0; r < nr; r++)
-        for (int v = 0; v < NV; v++)
+        for (int v = 0; v < nv; v++)
             _mm512_mask_storeu_ps(y + (size_t)r * out + (size_t)v * VW, m[v],
                                   relu ? relu_vec(acc[r][v]) : acc[r][v]);
 }
