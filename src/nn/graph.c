@@ -1095,14 +1095,22 @@ static void run_conv(const crl_kernels_t *k, int packed, const nn_node *n, const
             for (size_t oy = 0; oy < oh; oy++)
                 for (size_t ox = 0; ox < ow; ox++) {
                     float *cp = col + (oy * ow + ox) * kin;
+                    /* ix0 = ox*s - pad, as unsigned arithmetic: out of range (negative wraps) is
+                     * >= w. A window row inside the image with dilation 1 is one copy. */
+                    size_t ix0 = ox * a->strides[1] - a->pads[1];
+                    int inside = a->dilations[1] == 1 && ix0 < w && ix0 + kw <= w;
                     for (size_t c = 0; c < cg; c++)
-                        for (size_t ki = 0; ki < kh; ki++) {
-                            /* iy = oy*s - pad + ki*dil, as unsigned arithmetic: out of range
-                             * (negative wraps) is >= h. */
+                        for (size_t ki = 0; ki < kh; ki++, cp += kw) {
                             size_t iy = oy * a->strides[0] + ki * a->dilations[0] - a->pads[0];
-                            for (size_t kj = 0; kj < kw; kj++) {
-                                size_t ix = ox * a->strides[1] + kj * a->dilations[1] - a->pads[1];
-                                *cp++ = (iy < h && ix < w) ? xg[(c * h + iy) * w + ix] : 0.0f;
+                            if (iy >= h) {
+                                memset(cp, 0, kw * sizeof(float));
+                            } else if (inside) {
+                                memcpy(cp, xg + (c * h + iy) * w + ix0, kw * sizeof(float));
+                            } else {
+                                for (size_t kj = 0; kj < kw; kj++) {
+                                    size_t ix = ix0 + kj * a->dilations[1];
+                                    cp[kj] = ix < w ? xg[(c * h + iy) * w + ix] : 0.0f;
+                                }
                             }
                         }
                 }
