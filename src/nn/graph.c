@@ -42,6 +42,8 @@
 /* A workspace larger than this (floats per value) is a configuration mistake, not a batch. */
 #define NN_MAX_WS_FLOATS ((size_t)256 << 20)
 #define NN_NONE SIZE_MAX
+#define NN_CLASS_STEP 8   /* batch-size classes: 1, 8, 64, 512, ... up to a workspace's max_rows */
+#define NN_MAX_CLASSES 12 /* enough for any max_rows a workspace can have */
 
 typedef struct nn_value {
     crl_nn_shape s;
@@ -102,8 +104,13 @@ struct crl_nn_ws {
     float *arena;
     size_t arena_n;
     size_t scratch_off; /* g->scratch floats of node scratch at this offset in the arena */
-    size_t *off, *len, *first, *last; /* per value; off NN_NONE = no slot */
-    float **ptr;                      /* per value, filled by crl_nn_run */
+    size_t *off, *len, *first, *last; /* per value, the plan for max_rows; off NN_NONE = no slot */
+    float **ptr; /* per value: the class's pointers, with x and y set per run */
+    /* One plan per batch-size class (NN_CLASS_STEP^i rows, and max_rows), all in the one arena:
+     * a small batch uses a compact plan, its values close together. class_ptr[c] holds class c's
+     * pointer per value (x's and y's are written by each run). */
+    size_t n_classes, class_rows[NN_MAX_CLASSES], class_top[NN_MAX_CLASSES];
+    float **class_ptr[NN_MAX_CLASSES];
 };
 
 static float *alloc_floats(size_t n) {
@@ -1836,7 +1843,10 @@ static int slot_by_off(const void *a, const void *b) {
 /* Greedy first fit, largest first: each alias group (plan_in_place) goes at the lowest offset
  * that does not overlap any already placed group whose live range meets its own; a group's range
  * runs from its first value's producer to the last reader of any of its values. */
-static crl_status plan(const crl_nn_graph_t *g, crl_nn_ws_t *ws) {
+/* The memory plan of `g` for batches of `rows` rows: off/len per value (off NN_NONE: no slot),
+ * *top the floats the values need. */
+static crl_status plan(const crl_nn_graph_t *g, size_t rows, size_t *offs, size_t *lens,
+                       size_t *top_out) {
     size_t n = 0;
     nn_slot *slots = malloc((g->n_vals + 1) * sizeof(*slots));
     nn_slot *near = malloc((g->n_vals + 1) * sizeof(*near));
@@ -1847,19 +1857,16 @@ static crl_status plan(const crl_nn_graph_t *g, crl_nn_ws_t *ws) {
         free(glast);
         return CRL_ENOMEM;
     }
-    for (size_t v = 0; v < g->n_vals; v++) {
-        ws->first[v] = g->first[v];
-        ws->last[v] = g->last[v];
+    for (size_t v = 0; v < g->n_vals; v++)
         glast[v] = g->last[v];
-    }
     for (size_t v = 0; v < g->n_vals; v++) /* a group's members follow its root */
         if (g->alias[v] != v && g->last[v] > glast[g->alias[v]]) glast[g->alias[v]] = g->last[v];
     for (size_t v = 0; v < g->n_vals; v++) {
-        ws->off[v] = NN_NONE;
+        offs[v] = NN_NONE;
         /* input, constants, the values in y, and non-first members of a group */
         if (g->first[v] == NN_NONE || g->alias[v] == g->alias[g->output] || g->alias[v] != v)
             continue;
-        size_t len = ws->max_rows * g->vals[v].row;
+        size_t len = rows * g->vals[v].row;
         len = (len + 15) & ~(size_t)15; /* every slot starts on a cache line */
         slots[n++] = (nn_slot){v, 0, len};
     }
@@ -1878,25 +1885,60 @@ static crl_status plan(const crl_nn_graph_t *g, crl_nn_ws_t *ws) {
             if (near[j].off + near[j].len > off) off = near[j].off + near[j].len;
         }
         slots[i].off = off;
-        ws->off[v] = off;
-        ws->len[v] = slots[i].len;
+        offs[v] = off;
+        lens[v] = slots[i].len;
         if (off + slots[i].len > top) top = off + slots[i].len;
     }
     for (size_t v = 0; v < g->n_vals; v++) {
         size_t r = g->alias[v];
-        if (r != v && ws->off[r] != NN_NONE) {
-            ws->off[v] = ws->off[r];
-            ws->len[v] = ws->len[r];
+        if (r != v && offs[r] != NN_NONE) {
+            offs[v] = offs[r];
+            lens[v] = lens[r];
         }
+    }
+    *top_out = top;
+    free(slots);
+    free(near);
+    free(glast);
+    return CRL_OK;
+}
+
+/* The plans of every batch-size class of ws (the last, max_rows, is the one ws->off keeps), the
+ * arena that holds the largest, and each class's pointers. */
+static crl_status plan_classes(const crl_nn_graph_t *g, crl_nn_ws_t *ws) {
+    size_t nv = g->n_vals, top = 0, top_c = 0;
+    for (size_t rows = 1; rows < ws->max_rows; rows *= NN_CLASS_STEP)
+        ws->class_rows[ws->n_classes++] = rows;
+    ws->class_rows[ws->n_classes++] = ws->max_rows;
+    size_t *offs = malloc(ws->n_classes * nv * sizeof(size_t));
+    if (offs == NULL) return CRL_ENOMEM;
+    crl_status st = CRL_OK;
+    for (size_t c = 0; c < ws->n_classes && st == CRL_OK; c++) {
+        size_t *oc = c + 1 == ws->n_classes ? ws->off : offs + c * nv;
+        st = plan(g, ws->class_rows[c], oc, ws->len, &top_c);
+        ws->class_top[c] = top_c;
+        if (top_c > top) top = top_c;
     }
     /* Node scratch (im2col) is used only inside one node, after its inputs are read into it and
      * before its output is complete, so it cannot share with any value: it goes after them. */
     ws->arena_n = top + ((g->scratch + 15) & ~(size_t)15);
     ws->scratch_off = top;
-    free(slots);
-    free(near);
-    free(glast);
-    return CRL_OK;
+    if (st == CRL_OK && (ws->arena = alloc_floats(ws->arena_n)) == NULL) st = CRL_ENOMEM;
+    for (size_t c = 0; c < ws->n_classes && st == CRL_OK; c++) {
+        const size_t *oc = c + 1 == ws->n_classes ? ws->off : offs + c * nv;
+        if ((ws->class_ptr[c] = calloc(nv, sizeof(float *))) == NULL) {
+            st = CRL_ENOMEM;
+            break;
+        }
+        for (size_t v = 0; v < nv; v++)
+            if (oc[v] != NN_NONE) ws->class_ptr[c][v] = ws->arena + oc[v];
+    }
+    for (size_t v = 0; v < nv; v++) {
+        ws->first[v] = g->first[v];
+        ws->last[v] = g->last[v];
+    }
+    free(offs);
+    return st;
 }
 
 crl_status crl_nn_ws_new(const crl_nn_graph_t *g, size_t max_rows, crl_nn_ws_t **out) {
@@ -1915,16 +1957,12 @@ crl_status crl_nn_ws_new(const crl_nn_graph_t *g, size_t max_rows, crl_nn_ws_t *
     ws->len = calloc(nv, sizeof(size_t));
     ws->first = malloc(nv * sizeof(size_t));
     ws->last = malloc(nv * sizeof(size_t));
-    ws->ptr = calloc(nv, sizeof(float *));
     crl_status st = CRL_ENOMEM;
-    if (ws->off && ws->len && ws->first && ws->last && ws->ptr) st = plan(g, ws);
-    if (st == CRL_OK && (ws->arena = alloc_floats(ws->arena_n)) == NULL) st = CRL_ENOMEM;
+    if (ws->off && ws->len && ws->first && ws->last) st = plan_classes(g, ws);
     if (st != CRL_OK) {
         crl_nn_ws_free(ws);
         return st;
     }
-    for (size_t v = 0; v < nv; v++)
-        if (ws->off[v] != NN_NONE) ws->ptr[v] = ws->arena + ws->off[v];
     *out = ws;
     return CRL_OK;
 }
@@ -1936,12 +1974,21 @@ void crl_nn_ws_free(crl_nn_ws_t *ws) {
     free(ws->len);
     free(ws->first);
     free(ws->last);
-    free(ws->ptr);
+    for (size_t c = 0; c < ws->n_classes; c++)
+        free(ws->class_ptr[c]);
     free(ws);
 }
 
 size_t crl_nn_ws_arena_floats(const crl_nn_ws_t *ws) {
     return ws ? ws->arena_n : 0;
+}
+
+size_t crl_nn_ws_plan_floats(const crl_nn_ws_t *ws, size_t rows) {
+    if (ws == NULL || rows == 0 || rows > ws->max_rows) return 0;
+    size_t c = 0;
+    while (ws->class_rows[c] < rows)
+        c++;
+    return ws->class_top[c];
 }
 
 int crl_nn_ws_slot(const crl_nn_ws_t *ws, size_t v, size_t *off, size_t *len, size_t *first,
@@ -1962,22 +2009,26 @@ crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, 
     if (rows == 0) return CRL_OK;
     const crl_kernels_t *k = crl_kernels();
     int packed = g->packed_for == k; /* the packed weights are k's layout */
+    size_t c = 0;
+    while (ws->class_rows[c] < rows)
+        c++;
+    float **ptr = ws->class_ptr[c]; /* the class's pointers; x's and y's are set here */
     /* The input is only ever read: no node writes value 0. */
-    ws->ptr[0] = (float *)(uintptr_t)x;
+    ptr[0] = (float *)(uintptr_t)x;
     for (size_t i = 0; i < g->n_outg; i++)
-        ws->ptr[g->outg[i]] = y;
+        ptr[g->outg[i]] = y;
     for (size_t i = 0; i < g->n_nodes; i++) {
         const nn_node *n = &g->nodes[i];
         if (n->fused) continue;
         if (n->n_in == 1 && !g->vals[n->in[0]].is_const &&
-            exec_fast(k, packed, n, rows, ws->ptr[n->in[0]], ws->ptr[n->out]))
+            exec_fast(k, packed, n, rows, ptr[n->in[0]], ptr[n->out]))
             continue;
         const float *in[CRL_NN_MAX_INPUTS];
         for (size_t j = 0; j < n->n_in; j++) {
             const nn_value *v = &g->vals[n->in[j]];
-            in[j] = v->is_const ? v->data : ws->ptr[n->in[j]];
+            in[j] = v->is_const ? v->data : ptr[n->in[j]];
         }
-        exec_node(k, packed, n, rows, in, ws->ptr[n->out], ws->arena + ws->scratch_off);
+        exec_node(k, packed, n, rows, in, ptr[n->out], ws->arena + ws->scratch_off);
     }
     return CRL_OK;
 }

@@ -173,8 +173,8 @@ size_t crl_nn_graph_num_ops(const crl_nn_graph_t *g); /* nodes */
 crl_nn_op crl_nn_graph_op(const crl_nn_graph_t *g, size_t i);
 size_t crl_nn_graph_num_values(const crl_nn_graph_t *g);
 
-/* Workspace for batches of up to max_rows rows. Owned by the caller, used by one thread at a time.
- */
+/* Workspace for batches of up to max_rows rows (one arena, planned per batch-size class at
+ * creation; no allocation when running). Owned by the caller, used by one thread at a time. */
 crl_status crl_nn_ws_new(const crl_nn_graph_t *g, size_t max_rows, crl_nn_ws_t **out);
 void crl_nn_ws_free(crl_nn_ws_t *ws); /* NULL-safe */
 /* The memory plan, for tests: arena size in floats, and value v's slot (offset and length in
@@ -183,6 +183,11 @@ void crl_nn_ws_free(crl_nn_ws_t *ws); /* NULL-safe */
  * reads a same-sized value last writes its output over it: the two share one slot, the first's
  * range ending where the second's begins. */
 size_t crl_nn_ws_arena_floats(const crl_nn_ws_t *ws);
+/* A workspace holds one plan per batch-size class (1, 8, 64, 512, ... below max_rows, and
+ * max_rows), all in its one arena: a run of `rows` rows uses the smallest class that fits, so a
+ * small batch's values sit close together. The floats of values the plan for `rows` uses (0 when
+ * rows is 0 or over max_rows); crl_nn_ws_slot describes the max_rows plan. */
+size_t crl_nn_ws_plan_floats(const crl_nn_ws_t *ws, size_t rows);
 int crl_nn_ws_slot(const crl_nn_ws_t *ws, size_t v, size_t *off, size_t *len, size_t *first,
                    size_t *last);
 

@@ -325,6 +325,44 @@ static void test_packed_graph_after_table_switch(void **state) {
     crl_test_isa_default();
 }
 
+/* One plan per batch-size class: a 100-row workspace has classes 1, 8, 64 and 100; a batch uses
+ * the smallest class that fits, whose plan is as compact as that of a workspace made for exactly
+ * that many rows, and gives the same bits as a workspace made for the batch alone. */
+static void test_plan_per_batch_class(void **state) {
+    (void)state;
+    crl_nn_graph_t *g = mlp_graph();
+    crl_nn_ws_t *big = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 100, &big), CRL_OK);
+    static const size_t classes[] = {1, 8, 64, 100};
+    for (size_t c = 0; c < 4; c++) {
+        crl_nn_ws_t *own = NULL;
+        assert_int_equal(crl_nn_ws_new(g, classes[c], &own), CRL_OK);
+        assert_int_equal(crl_nn_ws_plan_floats(big, classes[c]),
+                         crl_nn_ws_plan_floats(own, classes[c]));
+        crl_nn_ws_free(own);
+    }
+    assert_true(crl_nn_ws_plan_floats(big, 1) < crl_nn_ws_plan_floats(big, 100));
+    assert_int_equal(crl_nn_ws_plan_floats(big, 5), crl_nn_ws_plan_floats(big, 8));
+    assert_int_equal(crl_nn_ws_plan_floats(big, 9), crl_nn_ws_plan_floats(big, 64));
+    assert_int_equal(crl_nn_ws_plan_floats(big, 101), 0);
+    assert_int_equal(crl_nn_ws_plan_floats(big, 0), 0);
+    static const size_t rows_list[] = {1, 2, 8, 9, 63, 64, 65, 100};
+    float x[100 * 5], want[100 * 3], got[100 * 3];
+    for (size_t i = 0; i < 100 * 5; i++)
+        x[i] = (float)((i * 7919u) % 61u) / 10.0f - 3.0f;
+    for (size_t i = 0; i < sizeof(rows_list) / sizeof(rows_list[0]); i++) {
+        size_t rows = rows_list[i];
+        crl_nn_ws_t *own = NULL;
+        assert_int_equal(crl_nn_ws_new(g, rows, &own), CRL_OK);
+        assert_int_equal(crl_nn_run(g, own, x, rows, want), CRL_OK);
+        assert_int_equal(crl_nn_run(g, big, x, rows, got), CRL_OK);
+        assert_memory_equal(got, want, rows * 3 * sizeof(float));
+        crl_nn_ws_free(own);
+    }
+    crl_nn_ws_free(big);
+    crl_nn_graph_free(g);
+}
+
 /* Values given by id (the general builder), numpy broadcasting: [B,2,3] + [3], times [2,1]. */
 static void test_broadcast(void **state) {
     (void)state;
@@ -1083,6 +1121,7 @@ int main(void) {
         cmocka_unit_test(test_relu_fusion),
         cmocka_unit_test(test_conv_stride_pad_dilation_groups),
         cmocka_unit_test(test_conv_activation_fused),
+        cmocka_unit_test(test_plan_per_batch_class),
         cmocka_unit_test(test_conv_depthwise_auto_pad),
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_conv_batchnorm_fold),
