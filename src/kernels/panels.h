@@ -1,13 +1,21 @@
-/* panels.h: the linear-layer drivers shared by the SIMD kernel tables (avx2/, avx512/). Not a
- * normal header: an ISA file includes it after defining VW (floats per vector), PANEL (outputs per
- * packed panel), KC (inputs per packed chunk), RB (rows per register block), PACK_MIN_ROWS,
- * PANEL_ALIGN, and its own block() and linear_dot(), so the code below is compiled once per ISA
- * with that ISA's flags and intrinsics (STYLE.md: intrinsics stay in the ISA directories). */
+/* panels.h: the linear-layer drivers shared by the SIMD kernel tables (avx2/, avx512/, neon/).
+ * Not a normal header: an ISA file includes it after defining VW (floats per vector), PANEL
+ * (outputs per packed panel), KC (inputs per packed chunk), RB (rows per register block),
+ * PACK_MIN_ROWS, PANEL_ALIGN, and its own block() and linear_dot(), so the code below is compiled
+ * once per ISA with that ISA's flags and intrinsics (STYLE.md: intrinsics stay in the ISA
+ * directories). PACK_IN (optional, VW when not defined): layers with fewer inputs than this (and
+ * at least VW outputs) take the "packed" path; neon's 4-float vectors set it above VW so that the
+ * 5 -> 64 first layer of the example MLP is packed as on x86. */
 #ifndef CRL_KERNELS_PANELS_H
 #define CRL_KERNELS_PANELS_H
 
 #include <math.h>
 #include <stddef.h>
+
+#ifndef PACK_IN
+#define PACK_IN VW
+#endif
+_Static_assert(PACK_IN <= KC, "a packed layer's inputs must fit one chunk (simd_pack_size)");
 
 /* The ReLU epilogue (relu != 0) is "v < 0 ? 0 : v" on the finished sum, as the tables' relu. */
 static inline float relu_if(int relu, float v) {
@@ -80,7 +88,7 @@ static void linear_run(const float *x, size_t rows, size_t in, const float *w, c
                 y[r * out + o] = relu_if(relu, b ? b[o] : 0.0f);
         return;
     }
-    if (out >= VW && in < VW) {
+    if (out >= VW && in < PACK_IN) {
         if (rows < PACK_MIN_ROWS)
             linear_fma_rows(x, rows, in, w, b, out, y, relu);
         else
@@ -101,9 +109,9 @@ static void simd_linear_relu(const float *x, size_t rows, size_t in, const float
     linear_run(x, rows, in, w, b, out, y, 1);
 }
 
-/* Packing pays for the "packed" shapes only; in < VW <= KC, so W is one chunk of inputs. */
+/* Packing pays for the "packed" shapes only; in < PACK_IN <= KC, so W is one chunk of inputs. */
 static size_t simd_pack_size(size_t in, size_t out) {
-    if (!(out >= VW && in < VW) || in == 0) return 0;
+    if (!(out >= VW && in < PACK_IN) || in == 0) return 0;
     return (out + PANEL - 1) / PANEL * in * PANEL;
 }
 

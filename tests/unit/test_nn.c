@@ -268,8 +268,8 @@ static void run_mlp(const crl_nn_graph_t *g, const float *x, size_t rows, float 
  * layout), for every pair of tables this CPU runs and several batch sizes. */
 static void test_packed_graph_after_table_switch(void **state) {
     (void)state;
-    const char *names[] = {"generic", "avx2", "avx512"};
-    enum { NT = 3, MAXR = 37 };
+    const char *names[] = {"generic", "avx2", "avx512", "neon"};
+    enum { NT = 4, MAXR = 37 };
     const crl_kernels_t *tables[NT];
     for (size_t t = 0; t < NT; t++) {
         tables[t] = crl_kernels_by_name(names[t]);
@@ -282,6 +282,8 @@ static void test_packed_graph_after_table_switch(void **state) {
                         __builtin_cpu_supports("fma")))
             tables[t] = NULL;
 #endif
+        if (t == 3 && !(crl_kernels_isas_for(crl_hw_cpu_features()) & CRL_ISA_NEON))
+            tables[t] = NULL;
     }
     static const size_t row_counts[] = {1, 3, 6, MAXR};
     float x[MAXR * 5], want[MAXR * 3], got[MAXR * 3], ref[MAXR * 3];
@@ -467,9 +469,9 @@ static void test_relu_fusion(void **state) {
         w1[i] = (float)((i * 29) % 31) / 15.0f - 1.0f;
     for (size_t i = 0; i < ROWS * IN; i++)
         x[i] = (float)((i * 17) % 11) / 3.0f - 1.7f;
-    const char *names[] = {"generic", "avx2", "avx512"};
+    const char *names[] = {"generic", "avx2", "avx512", "neon"};
     unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < 4; t++) {
         const crl_kernels_t *k = crl_kernels_choose(isas, names[t]);
         if (strcmp(k->name, names[t]) != 0) continue;
         /* The reference: the table's own kernels, unfused. */
@@ -661,8 +663,8 @@ static void check_spatial(crl_nn_op op, const sp_case *t, const crl_nn_attrs *a,
     for (size_t i = 0; i < 64; i++)
         bv[i] = test_val(i, 31u, 17u);
     unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
-    static const char *const names[] = {"generic", "avx2", "avx512"};
-    for (size_t k = 0; k < 3; k++) {
+    static const char *const names[] = {"generic", "avx2", "avx512", "neon"};
+    for (size_t k = 0; k < 4; k++) {
         if (strcmp(crl_kernels_choose(isas, names[k])->name, names[k]) != 0) continue;
         crl_nn_graph_t *g = NULL;
         assert_int_equal(crl_nn_graph_new_shaped(dims, 3, &g), CRL_OK);

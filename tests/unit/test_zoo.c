@@ -84,7 +84,8 @@ static void read_golden(const char *path, golden *gd) {
 #undef NEED
 }
 
-static const char *const table_names[] = {"generic", "avx2", "avx512"};
+static const char *const table_names[] = {"generic", "avx2", "avx512", "neon"};
+#define N_TABLES (sizeof(table_names) / sizeof(table_names[0]))
 
 /* Loads `name` under every table this CPU runs and checks the first n_batches golden batches of
  * 1, 7, 64. Returns the op count of the last load. */
@@ -92,7 +93,7 @@ static size_t check_batches(const char *name, size_t n_batches) {
     unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
     static const size_t batches[] = {1, 7, 64};
     size_t ops = 0;
-    for (size_t t = 0; t < 3; t++) {
+    for (size_t t = 0; t < N_TABLES; t++) {
         if (strcmp(crl_kernels_choose(isas, table_names[t])->name, table_names[t]) != 0) continue;
         char path[512];
         crl_err err = {{0}};
