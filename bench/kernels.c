@@ -93,10 +93,10 @@ static void bench_bf16(unsigned isas) {
 
 int main(void) {
     crl_err e;
-    const char *names[] = {"generic", "avx2", "avx512"};
+    const char *names[] = {"generic", "avx2", "avx512", "neon"};
     unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
     double base1 = 0, base256 = 0;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         const crl_kernels_t *t = crl_kernels_choose(isas, names[k]);
         if (strcmp(t->name, names[k]) != 0) continue;
         /* Built after the choice, as the server does: finishing packs weights for that table. */

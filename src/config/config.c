@@ -72,10 +72,22 @@ static const char *ne_avx(const crl_config_t *c) {
     (void)c;
     return CRL_X86 ? NULL : "AVX is an x86 instruction set; this CPU is not x86";
 }
+#if defined(__aarch64__)
+#define CRL_ARM64 1
+#else
+#define CRL_ARM64 0
+#endif
 static const char *ne_neon(const crl_config_t *c) {
     (void)c;
-    return CRL_X86 ? "NEON is ARM's instruction set; this CPU is x86_64 (see enable_avx2/avx512)"
-                   : "carlarl has no NEON kernel table yet; the generic kernels run";
+    if (CRL_X86)
+        return "NEON is ARM's instruction set; this CPU is x86_64 (see enable_avx2/avx512)";
+    return CRL_ARM64 ? NULL : "carlarl has NEON kernels for aarch64 only; the generic kernels run";
+}
+/* model.use_neon is the original's switch; here optimization.enable_neon and isa choose. */
+static const char *ne_use_neon(const crl_config_t *c) {
+    if (CRL_ARM64)
+        return "the neon kernel table is chosen by optimization.enable_neon and optimization.isa";
+    return ne_neon(c);
 }
 static const char *ne_mkl(const crl_config_t *c) {
     (void)c;
@@ -266,7 +278,7 @@ static const opt_t k_opts[] = {
     {"model", "use_mps", T_BOOL, OFF(model.use_mps), "false", 0, 0, NULL, NOENV, NOCLI, 0, ne_apple,
      "Metal Performance Shaders (Apple silicon)."},
     {"model", "use_neon", T_BOOL, OFF(model.use_neon), "false", 0, 0, NULL, NOENV, NOCLI, 0,
-     ne_neon, "NEON kernels (ARM)."},
+     ne_use_neon, "NEON kernels (ARM)."},
     {"model", "use_neural_engine", T_BOOL, OFF(model.use_neural_engine), "false", 0, 0, NULL, NOENV,
      NOCLI, 0, ne_apple, "Apple Neural Engine."},
     /* optimization */

@@ -21,10 +21,21 @@ static const kernel_candidate candidates[] = {
     {crl_kernels_avx512_bf16, CRL_ISA_AVX512 | CRL_ISA_AVX512_BF16, 1},
     {crl_kernels_avx512, CRL_ISA_AVX512, 0},
     {crl_kernels_avx2, CRL_ISA_AVX2, 0},
+#elif defined(__aarch64__)
+    {crl_kernels_neon, CRL_ISA_NEON, 0},
 #endif
     {crl_kernels_generic, 0, 0},
 };
 #define N_CANDIDATES (sizeof(candidates) / sizeof(candidates[0]))
+
+/* The names a `force` may give in this build, for the fallback warning. */
+#if defined(__x86_64__)
+#define BUILT_IN_NAMES "generic, avx2, avx512"
+#elif defined(__aarch64__)
+#define BUILT_IN_NAMES "generic, neon"
+#else
+#define BUILT_IN_NAMES "generic"
+#endif
 
 /* Atomic so that a reader on another thread never sees a torn pointer, even though selection is
  * meant to happen once before any worker starts. NULL means "not chosen yet": generic. */
@@ -62,7 +73,7 @@ const crl_kernels_t *crl_kernels_choose(unsigned allowed, const char *force) {
         if (choice == NULL)
             CRL_WARN("kernels_fallback",
                      "kernel set '%s' is unknown, not built into this binary or not supported by "
-                     "this CPU; using %s (choose one of generic, avx2, avx512)",
+                     "this CPU; using %s (choose one of " BUILT_IN_NAMES ")",
                      force, best_allowed(allowed)->name);
     }
     if (choice == NULL) choice = best_allowed(allowed);

@@ -1,7 +1,8 @@
 /* kernels.h: the table of compute kernels. generic/ is plain C, always built, and is the reference
- * every ISA-specific table is tested against; avx2/ and avx512/ are built on x86_64 only, each with
- * its own compiler flags. The table is chosen once at start-up (crl_kernels_choose, from the CPU
- * features hw/ detects) and read through crl_kernels() afterwards. All matrices are row-major f32.
+ * every ISA-specific table is tested against; avx2/ and avx512/ are built on x86_64 only and neon/
+ * on aarch64 only, each with its own compiler flags. The table is chosen once at start-up
+ * (crl_kernels_choose, from the CPU features hw/ detects) and read through crl_kernels()
+ * afterwards. All matrices are row-major f32.
  */
 #ifndef CRL_KERNELS_KERNELS_H
 #define CRL_KERNELS_KERNELS_H
@@ -10,7 +11,7 @@
 #include <stdint.h>
 
 typedef struct crl_kernels {
-    const char *name; /* "generic", later "avx2", "avx512", "neon" */
+    const char *name; /* "generic", "avx2", "avx512", "neon" */
     /* y[r][o] = sum_i x[r][i] * w[o][i] + (b ? b[o] : 0), for r < rows, o < out.
      * w is [out][in] (the PyTorch Linear / ONNX Gemm transB=1 layout); y must not alias x. */
     void (*linear)(const float *x, size_t rows, size_t in, const float *w, const float *b,
@@ -74,15 +75,16 @@ enum {
 };
 
 /* The tables this CPU can run, from CRL_CPU_* feature bits (core/cpufeat.h): avx2 needs AVX2 and
- * FMA; avx512 needs AVX-512 F, BW, VL, DQ and FMA; its bf16 entries (CRL_ISA_AVX512_BF16) need
- * AVX512_BF16 as well. A bit here does not mean the table is compiled
- * into this binary (crl_kernels_choose skips those that are not). */
+ * FMA; avx512 needs AVX-512 F, BW, VL, DQ and FMA, and its bf16 entries (CRL_ISA_AVX512_BF16)
+ * AVX512_BF16 as well; neon needs Advanced SIMD (CRL_CPU_NEON). A bit here does not mean the
+ * table is compiled into this binary (crl_kernels_choose skips those that are not). */
 unsigned crl_kernels_isas_for(unsigned cpu_features);
 
 /* Chooses the best table among `allowed` (CRL_ISA_* mask; generic is always allowed), or the
- * one named by `force` ("generic", "avx2", "avx512") when it is allowed; logs a warning and
- * falls back to the best allowed when `force` names an unknown or not-allowed table. NULL or ""
- * means no preference. Preference: avx512 > avx2 > generic. Makes the choice what crl_kernels()
+ * one named by `force` ("generic", "avx2", "avx512", "neon") when it is allowed; logs a warning
+ * and falls back to the best allowed when `force` names an unknown or not-allowed table. NULL or
+ * "" means no preference. Preference: avx512 > avx2 > generic on x86_64, neon > generic on
+ * aarch64. Makes the choice what crl_kernels()
  * returns, and returns it. */
 const crl_kernels_t *crl_kernels_choose(unsigned allowed, const char *force);
 
@@ -108,6 +110,9 @@ const crl_kernels_t *crl_kernels_avx512(void);
  * compiled with -mavx512bf16, is reachable only on CPUs that have the instructions: kernels.c
  * hands this one out (crl_kernels_choose) only when the allowed mask has CRL_ISA_AVX512_BF16. */
 const crl_kernels_t *crl_kernels_avx512_bf16(void);
+#elif defined(__aarch64__)
+/* Call only when crl_kernels_isas_for() has CRL_ISA_NEON. */
+const crl_kernels_t *crl_kernels_neon(void);
 #endif
 
 #endif

@@ -1,4 +1,5 @@
-/* panels.h: the linear-layer drivers shared by the SIMD kernel tables (avx2/, avx512/). Not a
+/* panels.h: the linear-layer drivers shared by the SIMD kernel tables (avx2/, avx512/,
+ * neon/). Not a
  * normal header: an ISA file includes it after defining VW (floats per vector), PANEL (outputs per
  * packed panel), NV (vectors per panel), KC (inputs per packed chunk), RB_FOR(nv) (rows per
  * register block for a panel of nv live vectors), RB_MAX (the largest), PACK_MIN_ROWS,

@@ -193,6 +193,13 @@ static void test_selection(void **state) {
     assert_ptr_equal(crl_kernels_by_name("avx512"), best); /* by name: the plain variant */
     best = crl_kernels_choose(all, NULL);
     assert_ptr_equal(crl_kernels_choose(CRL_ISA_AVX2, NULL), crl_kernels_by_name("avx2"));
+    assert_null(crl_kernels_by_name("neon"));
+#elif defined(__aarch64__)
+    /* The neon table is built on aarch64 (and only there) and preferred to generic. */
+    assert_string_equal(best->name, "neon");
+    assert_ptr_equal(crl_kernels_choose(CRL_ISA_NEON, NULL), crl_kernels_by_name("neon"));
+    assert_null(crl_kernels_by_name("avx2"));
+    assert_null(crl_kernels_by_name("avx512"));
 #else
     assert_ptr_equal(best, crl_kernels_generic());
 #endif
@@ -225,6 +232,11 @@ static void test_selection(void **state) {
     /* A forced table that is allowed is taken even when a better one is allowed too. */
     assert_string_equal(crl_kernels_choose(all, "avx2")->name, "avx2");
     assert_string_equal(crl_kernels_choose(CRL_ISA_AVX2, "avx512")->name, "avx2");
+#elif defined(__aarch64__)
+    /* Forcing neon without its bit gives generic; forcing generic beats neon. */
+    assert_string_equal(crl_kernels_choose(0, "neon")->name, "generic");
+    assert_string_equal(crl_kernels_choose(CRL_ISA_NEON, "generic")->name, "generic");
+    assert_string_equal(crl_kernels_choose(CRL_ISA_NEON, "neon")->name, "neon");
 #endif
 
     /* The deprecated crl_kernels_select only ever gives generic (it allows no ISA table). */

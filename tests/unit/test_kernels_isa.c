@@ -1,11 +1,12 @@
 /* test_kernels_isa.c: every ISA kernel table built into this binary and runnable on this CPU
- * (avx2, avx512) against the generic reference: linear on many shapes (both of its internal
- * paths, odd tails, several input chunks and output panels), unaligned rows and outputs,
- * nothing written outside the output, and the same bits for a row alone or in a batch; weights
- * packed at load time (pack / linear_packed) give exactly linear's bits; the elementwise kernels
- * bit for bit on lengths 0..67 with special values, except the SLEEF tanh and sigmoid, which
- * must stay within 2e-7 of libm for |x| <= 20 and match it exactly on NaN, +-0 and +-inf. A
- * table the CPU lacks is reported as skipped, not passed silently. */
+ * (avx2, avx512 on x86_64; neon on aarch64, run under qemu by the aarch64 ctest) against the
+ * generic reference: linear on many shapes (both of its internal paths, odd tails, several input
+ * chunks and output panels), unaligned rows and outputs, nothing written outside the output, and
+ * the same bits for a row alone or in a batch; weights packed at load time (pack / linear_packed)
+ * give exactly linear's bits; the elementwise kernels bit for bit on lengths 0..67 with special
+ * values, except the SLEEF tanh and sigmoid, which must stay within 2e-7 of libm for |x| <= 20 and
+ * match it exactly on NaN, +-0 and +-inf. A table the CPU lacks is reported as skipped, not passed
+ * silently. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include "isa.h"
 #include "kernels/kernels.h"
@@ -36,7 +42,8 @@ static size_t rnd_range(size_t lo, size_t hi) {
     return lo + (size_t)(rnd_u32() >> 8) % (hi - lo + 1);
 }
 
-/* Whether this CPU (and OS) can run the table; __builtin_cpu_supports checks XGETBV too. */
+/* Whether this CPU (and OS) can run the table; __builtin_cpu_supports checks XGETBV too. Asked
+ * here independently of hw/, which kernels.c relies on. */
 static int cpu_runs(const char *name) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
@@ -46,12 +53,14 @@ static int cpu_runs(const char *name) {
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                __builtin_cpu_supports("fma");
+#elif defined(__aarch64__)
+    if (strcmp(name, "neon") == 0) return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
 #endif
     (void)name;
     return 0;
 }
 
-static const char *const isa_names[] = {"avx2", "avx512"};
+static const char *const isa_names[] = {"avx2", "avx512", "neon"};
 #define N_ISAS (sizeof(isa_names) / sizeof(isa_names[0]))
 
 /* The table, or NULL (with a note) when it is not built in or this CPU cannot run it. */
@@ -67,6 +76,7 @@ static const crl_kernels_t *isa_table(const char *name) {
         print_message("[  SKIP    ] %s: this CPU cannot run it\n", name);
         return NULL;
     }
+    print_message("[  TABLE   ] %s\n", name);
     return k;
 }
 
@@ -131,7 +141,8 @@ static void check_linear(const crl_kernels_t *k, size_t rows, size_t in, size_t 
 static void test_linear_matches_generic(void **state) {
     (void)state;
     /* The model's layers, both sides of every vector width, panel and chunk boundary (16/64
-     * outputs and 64 inputs for avx512, 8/16 outputs and 256 inputs for avx2), and tiny ones. */
+     * outputs and 64 inputs for avx512, 8/16 outputs and 256 inputs for avx2, 4/8/16 outputs and
+     * 16 inputs for neon), and tiny ones. */
     static const size_t fixed[][2] = {
         {5, 64},  {64, 64}, {64, 3},  {1, 1},    {1, 130}, {130, 1},   {130, 130}, {3, 5},
         {16, 16}, {17, 15}, {15, 17}, {8, 8},    {7, 9},   {9, 7},     {65, 63},   {63, 65},

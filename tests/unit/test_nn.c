@@ -269,8 +269,8 @@ static void run_mlp(const crl_nn_graph_t *g, const float *x, size_t rows, float 
  * layout), for every pair of tables this CPU runs and several batch sizes. */
 static void test_packed_graph_after_table_switch(void **state) {
     (void)state;
-    const char *names[] = {"generic", "avx2", "avx512"};
-    enum { NT = 3, MAXR = 37 };
+    const char *names[] = {"generic", "avx2", "avx512", "neon"};
+    enum { NT = 4, MAXR = 37 };
     const crl_kernels_t *tables[NT];
     for (size_t t = 0; t < NT; t++) {
         tables[t] = crl_kernels_by_name(names[t]);
@@ -283,6 +283,8 @@ static void test_packed_graph_after_table_switch(void **state) {
                         __builtin_cpu_supports("fma")))
             tables[t] = NULL;
 #endif
+        if (t == 3 && !(crl_kernels_isas_for(crl_hw_cpu_features()) & CRL_ISA_NEON))
+            tables[t] = NULL;
     }
     static const size_t row_counts[] = {1, 3, 6, MAXR};
     float x[MAXR * 5], want[MAXR * 3], got[MAXR * 3], ref[MAXR * 3];
