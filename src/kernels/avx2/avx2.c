@@ -3,20 +3,16 @@
  * support both (crl_kernels_isas_for).
  *
  * linear has the same two paths as avx512.c (see there for why):
- *  - "packed" (out >= 8 and in < 8): W transposed one panel of 16
- *    outputs by up to KC inputs at a time into a stack buffer, then a 6-row x 16-output register
- *    block with x[r][k] broadcast (12 accumulators + 2 weight vectors + 1 broadcast fit the 16
- *    ymm registers). Below PACK_MIN_ROWS rows the same arithmetic runs unpacked.
- *  - "dot" (everything else): 8 dot products at a time along the inputs, summed
- *    horizontally by one hadd tree; outputs that do not fill a group of 8 are gathered across rows
- *    into groups of 8 (row, output) pairs.
+ *  - "packed" (out >= 8, any in): W transposed into panels of 16 outputs (at load, or KC inputs at
+ *    a time on the stack for a plain linear), then a register block of 6 rows x 16 outputs (12
+ *    accumulators + 2 weight vectors + 1 broadcast fit the 16 ymm registers; 12 rows for a panel
+ *    of one live vector) with x[r][k] broadcast: one FMA chain per output, in input order.
+ *  - "dot" (out < 8): 8 dot products at a time along the inputs, summed horizontally by one hadd
+ *    tree; (row, output) pairs are gathered across rows into groups of 8.
  * Input tails use masked loads, so nothing is read past a row. Results differ from generic only
  * by float reassociation (the tests bound it). A row's outputs do not depend on the number of rows
  * (batch invariance, see avx512.c): the path depends on the shape only, and dot8_row and
- * dot8_pairs give every dot product the same FMA order and addition tree.
- *
- * Weights packed at load time (pack / linear_packed, see kernels.h): as in avx512.c, only the
- * "packed" shapes gain, and linear_packed runs the same block() on the same panels, so it gives
+ * dot8_pairs give every dot product the same FMA order and addition tree; linear_packed gives
  * linear's bits for any number of rows.
  *
  * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid use SLEEF's 1-ulp

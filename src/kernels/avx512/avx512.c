@@ -2,30 +2,27 @@
  * for x86_64, with these flags on this file alone; kernels.c calls crl_kernels_avx512() only when
  * the CPU and OS support all of them (crl_kernels_isas_for).
  *
- * linear has two paths, because the shapes that matter pull in opposite directions:
- *  - "packed" (out >= 16 and in < 16, e.g. the 5->64 first layer): W is transposed, one panel of
- *    up to 64 outputs by up to KC inputs at a time, into a stack buffer; a 6-row x 64-output
- *    register block then does y[r][o..o+63] += x[r][k] * Wt[k][o..o+63] with x[r][k] broadcast. No
- *    horizontal sums, and the transposition is paid once per call; below PACK_MIN_ROWS rows the
- *    same arithmetic runs unpacked (linear_fma_rows).
- *  - "dot" (everything else): 16 dot products at a time along the inputs, summed
- *    horizontally by one transposing reduction tree. Outputs that do not fill a group of 16 (all of
- *    them when out < 16, e.g. out = 3) are gathered across rows into groups of 16 (row, output)
- *    pairs, so a 64->3 layer at batch 1000 still fills the vector; a last group of SMALL_GROUP
- *    pairs or fewer is done one dot product at a time.
+ * linear has two paths, chosen by the shape alone:
+ *  - "packed" (out >= 16, any in): W transposed into panels of up to 64 outputs, [in][64] (once,
+ *    at load, for the graph's layers: pack / linear_packed; on every call, KC inputs at a time
+ *    into a stack buffer, for a plain linear). A register block of RB_FOR(nv) rows x nv vectors
+ *    (nv = the panel's live vectors, 4 for a full panel: 6 rows x 64 outputs, 24 accumulators)
+ *    does y[r][o..] += x[r][k] * Wt[k][o..] with x[r][k] broadcast, k in input order: each output
+ *    is one chain of fused multiply-adds from the bias, with no horizontal sums. This is the
+ *    BLAS-style GEMM order, fast at every batch size; at batch 1 a full panel keeps 4 chains in
+ *    flight. Below PACK_MIN_ROWS rows an unpacked W runs the same chains through linear_fma_rows.
+ *  - "dot" (out < 16, e.g. a 64->3 head): 16 dot products at a time along the inputs, summed
+ *    horizontally by one transposing reduction tree; (row, output) pairs are gathered across rows
+ *    into groups of 16, so a 64->3 layer at batch 1000 still fills the vector; a last group of
+ *    SMALL_GROUP pairs or fewer is done one dot product at a time.
  * Results differ from generic only by float reassociation (the tests bound it).
  *
  * Batch invariance: a row's outputs are the same bits whatever the number of rows, because the
  * dynamic batcher runs rows of unrelated requests together and a request's answer must not depend
- * on its neighbours. So the path depends on the shape only, never on rows, and every dot product
- * of the dot path (dot16_row, dot16_pairs, dot1) uses the same FMA order and addition tree.
- * The price: a wide layer (in >= 16) uses the dot path even at batch 256, where the broadcast
- * (panel) order would be faster.
- *
- * Weights packed at load time (pack / linear_packed, see kernels.h) give linear's bits for any
- * number of rows. Only the "packed" shapes are packed: the panels linear_panels builds on every
- * call, built once; linear_packed runs the same block() on them (below PACK_MIN_ROWS linear takes
- * linear_fma_rows, which is bit-identical to block), so batch 1 gets vector FMAs too.
+ * on its neighbours. So the path depends on the shape only, never on rows; a block of any size
+ * gives each row the same chains, and every dot product of the dot path (dot16_row, dot16_pairs,
+ * dot1) uses the same FMA order and addition tree. linear_packed gives linear's bits for any
+ * number of rows (the KC chunks of the unpacked path continue each chain through y).
  *
  * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid use SLEEF's 1-ulp
  * vector functions (Sleef_tanhf16_u10avx512f, Sleef_expf16_u10avx512f): within 2e-7 of the libm
