@@ -394,7 +394,7 @@ static const opt_t k_opts[] = {
      "the helpers, a large batch arriving on another worker runs there alone rather than wait. "
      "The helpers add to the server.workers event loops, which already take one CPU each: raise "
      "this when large batches are few and their latency matters, or lower server.workers to make "
-     "room. 1: no helpers."},
+     "room. Each helper holds a workspace for its share of the largest batch. 1: no helpers."},
     {"optimization",
      "parallel_min_rows",
      T_INT,
@@ -408,7 +408,7 @@ static const opt_t k_opts[] = {
      0,
      ne_no_helpers,
      "Smallest batch split across the compute threads (batch 1 never is). 0: chosen per model at "
-     "load, the rows whose forward pass takes about 100 us on one thread (measured); 1 means 2."},
+     "load, the rows whose forward pass takes about 30 us on one thread (measured); 1 means 2."},
     {"optimization",
      "compute_cpus",
      T_CPULIST,

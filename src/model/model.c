@@ -183,11 +183,7 @@ crl_status crl_model_set_pool(crl_model_t *m, crl_pool_t *pool, size_t min_rows,
                               crl_err *err) {
     if (crl_pool_threads(pool) < 2 || m->split != NULL) return CRL_OK;
     double ns_per_row = 0;
-    const char *how = "set";
-    if (min_rows == 0) {
-        min_rows = measure_min_rows(m, &ns_per_row);
-        how = "measured";
-    }
+    if (min_rows == 0) min_rows = measure_min_rows(m, &ns_per_row);
     if (min_rows < 2) min_rows = 2;
     crl_status st = crl_nn_split_new(m->graph, pool, min_rows, max_rows, &m->split);
     if (st != CRL_OK)
@@ -196,9 +192,9 @@ crl_status crl_model_set_pool(crl_model_t *m, crl_pool_t *pool, size_t min_rows,
     m->parallel_min_rows = min_rows;
     if (ns_per_row > 0)
         CRL_INFO("compute_threads",
-                 "%s: batches of %zu rows or more split across %zu threads (%s: %.0f ns per "
-                 "row on one thread)",
-                 m->version, min_rows, crl_pool_threads(pool), how, ns_per_row);
+                 "%s: batches of %zu rows or more split across %zu threads (measured: %.0f ns "
+                 "per row on one thread)",
+                 m->version, min_rows, crl_pool_threads(pool), ns_per_row);
     else
         CRL_INFO("compute_threads", "%s: batches of %zu rows or more split across %zu threads",
                  m->version, min_rows, crl_pool_threads(pool));
