@@ -97,6 +97,11 @@ static const char *ne_cache(const crl_config_t *c) {
     (void)c;
     return "the response cache is not implemented yet";
 }
+static const char *ne_no_helpers(const crl_config_t *c) {
+    return c->optimization.compute_threads > 1
+               ? NULL
+               : "optimization.compute_threads is 1: every batch runs on one thread";
+}
 static const char *ne_efficiency(const crl_config_t *c) {
     (void)c;
     return "carlarl plans its memory once per model; there is nothing to trade";
@@ -387,6 +392,54 @@ static const opt_t k_opts[] = {
      NULL,
      "Threads that run inference. Inference runs inline on the event-loop workers, so this sets "
      "server.workers when that is 0. 0: the online CPUs."},
+    {"optimization",
+     "compute_threads",
+     T_INT,
+     OFF(optimization.compute_threads),
+     "1",
+     1,
+     256,
+     NULL,
+     {"COMPUTE_THREADS"},
+     {"--compute-threads"},
+     0,
+     NULL,
+     "Threads that share one large batch: the worker that took the request runs one share and "
+     "compute_threads-1 helper threads the others, in contiguous row chunks (outputs are bit for "
+     "bit those of one thread). Batch 1 always runs on the worker alone. While one batch holds "
+     "the helpers, a large batch arriving on another worker runs there alone rather than wait. "
+     "The helpers add to the server.workers event loops, which already take one CPU each: raise "
+     "this when large batches are few and their latency matters, or lower server.workers to make "
+     "room. Each helper holds a workspace for its share of the largest batch. 1: no helpers."},
+    {"optimization",
+     "parallel_min_rows",
+     T_INT,
+     OFF(optimization.parallel_min_rows),
+     "0",
+     0,
+     1000000,
+     NULL,
+     {"PARALLEL_MIN_ROWS"},
+     {"--parallel-min-rows"},
+     0,
+     ne_no_helpers,
+     "Smallest batch split across the compute threads (batch 1 never is). 0: chosen per model at "
+     "load, the rows whose forward pass takes about 30 us on one thread (measured); 1 means 2."},
+    {"optimization",
+     "compute_cpus",
+     T_CPULIST,
+     OFF(optimization.compute_cpus),
+     "",
+     0,
+     0,
+     NULL,
+     NOENV,
+     {"--compute-cpus"},
+     0,
+     ne_no_helpers,
+     "CPU affinity of the compute helper threads, a cpu list: helper i runs on the i-th CPU of "
+     "the list (round robin). Empty: the helpers may run on any CPU of server.worker_cpus when "
+     "that is set (and of optimization.numa_node's CPUs when that is set), else anywhere."},
     {"optimization", "memory_pinning", T_BOOL, OFF(optimization.memory_pinning), "false", 0, 0,
      NULL, NOENV, NOCLI, 0, NULL,
      "mlock the model weights and the workers' activation buffers (warns when RLIMIT_MEMLOCK "

@@ -61,8 +61,11 @@ typedef struct crl_config {
     } model;
     struct {
         int enable_sse, enable_avx, enable_avx2, enable_avx512, enable_neon, enable_mkl;
-        char isa[16];     /* auto, generic, avx2, avx512, neon */
-        long cpu_threads; /* 0 = auto */
+        char isa[16];           /* auto, generic, avx2, avx512, neon */
+        long cpu_threads;       /* 0 = auto */
+        long compute_threads;   /* threads sharing one large batch (1: no split) */
+        long parallel_min_rows; /* smallest batch that is split; 0 = measured at load */
+        char compute_cpus[256]; /* cpulist for the helper threads; "" = see the doc */
         int memory_pinning;
         long numa_node; /* -1 = no binding */
         long cache_size;

@@ -93,10 +93,22 @@ crl_status crl_versions_scan(const char *root, crl_version_entry_t **out, size_t
     return CRL_OK;
 }
 
-static crl_status use_builtin(const char *why, crl_err *err) {
+/* Gives a loaded model its share of the compute threads. A model that cannot have them (no memory
+ * for the helpers' workspaces) still serves, each batch on one thread. */
+static void attach_pool(crl_model_t *m, const crl_registry_opts_t *o) {
+    if (o->pool == NULL) return;
+    crl_err err = {{0}};
+    size_t max_rows = o->parallel_max_rows ? o->parallel_max_rows : 1000;
+    if (crl_model_set_pool(m, o->pool, o->parallel_min_rows, max_rows, &err) != CRL_OK)
+        CRL_WARN("compute_threads", "%s %s: %s; batches run on one thread", m->version,
+                 m->card->model_name, err.msg);
+}
+
+static crl_status use_builtin(const crl_registry_opts_t *o, const char *why, crl_err *err) {
     crl_model_t *m = NULL;
     crl_status st = crl_model_load_builtin(&m, err);
     if (st != CRL_OK) return st;
+    attach_pool(m, o);
     CRL_INFO("model_loaded",
              "%s; serving the built-in example policy %s (%s, %zu inputs, %zu outputs) "
              "loaded in %.3f ms",
@@ -107,7 +119,7 @@ static crl_status use_builtin(const char *why, crl_err *err) {
     return CRL_OK;
 }
 
-static crl_status try_load(const crl_version_entry_t *e) {
+static crl_status try_load(const crl_registry_opts_t *o, const crl_version_entry_t *e) {
     crl_err err = {{0}};
     crl_model_t *m = NULL;
     crl_status st = crl_model_load_dir(e->dir, e->label, &m, &err);
@@ -115,6 +127,7 @@ static crl_status try_load(const crl_version_entry_t *e) {
         CRL_WARN("model_loading_error", "skipping version %s: %s", e->label, err.msg);
         return st;
     }
+    attach_pool(m, o);
     CRL_INFO("model_loaded", "loaded %s (%s) from %s: %zu inputs, %zu outputs, in %.3f ms",
              m->version, m->card->model_name, m->dir, m->in_width, m->out_width,
              m->load_seconds * 1e3);
@@ -138,7 +151,7 @@ crl_status crl_registry_load_startup(const crl_registry_opts_t *o, const char **
         snprintf(why, sizeof(why),
                  st == CRL_OK ? "no model versions in '%s'" : "no artifact directory '%s'", root);
         *strategy_out = "builtin_example";
-        return use_builtin(why, err);
+        return use_builtin(o, why, err);
     }
     if (st != CRL_OK) return crl_err_set(err, st, "%s", serr.msg);
 
@@ -159,7 +172,7 @@ crl_status crl_registry_load_startup(const crl_registry_opts_t *o, const char **
                          "MODEL_VERSION %s not found under '%s'; selecting the "
                          "newest stable version",
                          o->pin, root);
-            else if (try_load(&list[pinned_tried]) == CRL_OK)
+            else if (try_load(o, &list[pinned_tried]) == CRL_OK)
                 goto done;
         }
     }
@@ -168,7 +181,7 @@ crl_status crl_registry_load_startup(const crl_registry_opts_t *o, const char **
         for (size_t i = 0; i < n; i++) {
             if ((int)i == pinned_tried || crl_semver_is_stable(&list[i].semver) != (pass == 0))
                 continue;
-            if (try_load(&list[i]) == CRL_OK) goto done;
+            if (try_load(o, &list[i]) == CRL_OK) goto done;
         }
     free(list);
     crl_registry_publish(NULL);

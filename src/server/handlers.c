@@ -41,6 +41,7 @@ static void pin_memory(crl_worker_t *w) {
     const size_t rows = CRL_PREDICT_MAX_OBSERVATIONS;
     crl_status st = crl_nn_graph_mlock(m->graph, &locked, &err);
     if (st == CRL_OK) st = crl_nn_ws_mlock(w->ws, &locked, &err);
+    if (st == CRL_OK) st = crl_nn_split_mlock(m->split, &locked, &err); /* the compute helpers' */
     if (st == CRL_OK) st = crl_hw_mlock(w->x, rows * m->in_width * sizeof(float), &err);
     if (st == CRL_OK) st = crl_hw_mlock(w->y, rows * m->out_width * sizeof(float), &err);
     if (st == CRL_OK) st = crl_hw_mlock(w->actions, rows * CRL_ACTIONS * sizeof(float), &err);
@@ -159,9 +160,12 @@ static void on_metadata(crl_rctx_t *rc) {
     crl_buf_printf(b, "},\"outputShape\":[%zu],\"sensorCount\":%zu,\"builtin\":%s", m->out_width,
                    m->n_sensors, m->builtin ? "true" : "false");
     /* What the configuration levers resolved to on this host. */
-    crl_buf_printf(b, ",\"precision\":\"%s\",\"isa\":\"%s\",\"threads\":%d}",
+    crl_buf_printf(b, ",\"precision\":\"%s\",\"isa\":\"%s\",\"threads\":%d",
                    crl_config_precision_name(crl__srv.cfg->model.precision), crl__srv.isa,
                    crl__srv.nworkers);
+    /* optimization.compute_threads, and the smallest batch this model splits (0: none). */
+    crl_buf_printf(b, ",\"computeThreads\":%zu,\"parallelMinRows\":%zu}",
+                   crl_pool_threads(crl__srv.pool), m->parallel_min_rows);
     send_scratch(rc, 200);
 }
 

@@ -45,6 +45,7 @@ typedef struct crl_server {
     _Atomic(const crl_config_t *) live; /* the latest (re)loaded: reloadable settings (CORS,
                                            hosts) are read from it on each request */
     const char *isa;                    /* the kernel table in use */
+    crl_pool_t *pool; /* optimization.compute_threads (NULL when 1); outlives every model */
     int nworkers;
     h2o_globalconf_t config;
     double started_wall;

@@ -36,6 +36,7 @@ crl_status crl_offline_predict(const crl_config_t *o, FILE *in, FILE *out, crl_e
     crl_buf body;
     crl_predict_parser_t *parser = NULL;
     crl_model_t *m = NULL;
+    crl_pool_t *pool = NULL;
     crl_nn_ws_t *ws = NULL;
     float *x = NULL, *y = NULL, *act = NULL;
     char *resp = NULL;
@@ -50,7 +51,19 @@ crl_status crl_offline_predict(const crl_config_t *o, FILE *in, FILE *out, crl_e
                              (unsigned long long)o->server.max_request_size);
             goto out;
         }
-    crl_registry_opts_t ro = {.artifact_dir = o->model.artifact_dir, .pin = o->model.version};
+    /* optimization.compute_threads splits a large batch here as in the server (no pinning: one
+     * batch, then exit). */
+    if (o->optimization.compute_threads > 1 &&
+        crl_pool_new((size_t)o->optimization.compute_threads, &pool) != CRL_OK) {
+        st = crl_err_set(err, CRL_ENOMEM, "optimization.compute_threads: cannot start %ld threads",
+                         o->optimization.compute_threads);
+        goto out;
+    }
+    crl_registry_opts_t ro = {.artifact_dir = o->model.artifact_dir,
+                              .pin = o->model.version,
+                              .pool = pool,
+                              .parallel_min_rows = (size_t)o->optimization.parallel_min_rows,
+                              .parallel_max_rows = CRL_PREDICT_MAX_OBSERVATIONS};
     if ((st = crl_registry_load_startup(&ro, NULL, err)) != CRL_OK) goto out;
     m = crl_registry_acquire();
     if ((st = crl_predict_parser_new(&parser)) != CRL_OK) goto out;
@@ -93,5 +106,6 @@ out:
     crl_predict_parser_free(parser);
     crl_buf_free(&body);
     crl_registry_shutdown();
+    crl_pool_free(pool); /* after the model that plans workspaces for it */
     return st;
 }

@@ -237,6 +237,10 @@ crl_status crl_server_check(const crl_config_t *c, crl_err *err) {
     if (c->server.worker_cpus[0] && crl_cpulist_parse(c->server.worker_cpus, &set, err) != CRL_OK)
         return crl_err_prefix(err, CRL_EINVAL, "%s: server.worker_cpus",
                               crl_config_where(c, "server", "worker_cpus"));
+    if (c->optimization.compute_cpus[0] &&
+        crl_cpulist_parse(c->optimization.compute_cpus, &set, err) != CRL_OK)
+        return crl_err_prefix(err, CRL_EINVAL, "%s: optimization.compute_cpus",
+                              crl_config_where(c, "optimization", "compute_cpus"));
     return CRL_OK;
 }
 
@@ -308,6 +312,33 @@ static void pin_workers(const crl_config_t *c, crl_worker_t *workers, int n) {
     }
 }
 
+/* optimization.compute_threads: the helper threads that share large batches with the workers.
+ * Created after the NUMA binding (they inherit it) and before any model loads (each model plans
+ * a workspace per helper). Helper i runs on the i-th CPU of optimization.compute_cpus, or anywhere
+ * in server.worker_cpus when only that is set. */
+static crl_status start_pool(const crl_config_t *c, crl_err *err) {
+    if (c->optimization.compute_threads <= 1) return CRL_OK;
+    if (crl_pool_new((size_t)c->optimization.compute_threads, &crl__srv.pool) != CRL_OK)
+        return crl_err_set(err, CRL_ENOMEM,
+                           "optimization.compute_threads: cannot start %ld threads",
+                           c->optimization.compute_threads);
+    const char *list =
+        c->optimization.compute_cpus[0] ? c->optimization.compute_cpus : c->server.worker_cpus;
+    cpu_set_t set;
+    if (!list[0] || crl_cpulist_parse(list, &set, NULL) != CRL_OK) return CRL_OK;
+    for (size_t i = 0; i + 1 < crl_pool_threads(crl__srv.pool); i++) {
+        cpu_set_t one = set;
+        if (c->optimization.compute_cpus[0]) {
+            CPU_ZERO(&one);
+            CPU_SET(nth_cpu(&set, (int)i), &one);
+        }
+        crl_err perr = {{0}};
+        if (crl_hw_pin_thread(crl_pool_helper(crl__srv.pool, i), &one, &perr) != CRL_OK)
+            CRL_WARN("affinity", "compute helper %zu: %s", i, perr.msg);
+    }
+    return CRL_OK;
+}
+
 /* SIGHUP: re-read the files; reloadable settings apply now, the others after a restart. A file
  * that does not load leaves everything as it was. Old configurations stay allocated until exit,
  * because a worker may still be reading one. */
@@ -356,7 +387,13 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
             return crl_err_set(err, CRL_EINVAL, "optimization.numa_node: %s", nerr.msg);
     }
 
-    crl_registry_opts_t ro = {.artifact_dir = c->model.artifact_dir, .pin = c->model.version};
+    if ((st = start_pool(c, err)) != CRL_OK) return st;
+
+    crl_registry_opts_t ro = {.artifact_dir = c->model.artifact_dir,
+                              .pin = c->model.version,
+                              .pool = crl__srv.pool,
+                              .parallel_min_rows = (size_t)c->optimization.parallel_min_rows,
+                              .parallel_max_rows = CRL_PREDICT_MAX_OBSERVATIONS};
     crl_err lerr = {{0}};
     if (crl_registry_load_startup(&ro, &crl__srv.strategy, &lerr) == CRL_OK)
         atomic_store(&crl__srv.warmed, 1); /* every load runs a warm-up forward pass */
@@ -369,6 +406,8 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
     crl_worker_t *workers = calloc((size_t)nworkers, sizeof(*workers));
     if (workers == NULL || crl_metrics_init((size_t)nworkers) != 0) {
         free(workers);
+        crl_registry_shutdown();
+        crl_pool_free(crl__srv.pool);
         return crl_err_set(err, CRL_ENOMEM, "out of memory");
     }
     configure_h2o(c);
@@ -408,9 +447,10 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
     if (st == CRL_OK) {
         const char *h = c->server.host;
         CRL_INFO("startup",
-                 "applied: workers=%d, kernels=%s, device=cpu, precision=%s, worker_cpus=%s, "
-                 "numa_node=%ld, memory_pinning=%s",
-                 nworkers, k->name, crl_config_precision_name(c->model.precision),
+                 "applied: workers=%d, compute_threads=%zu, kernels=%s, device=cpu, "
+                 "precision=%s, worker_cpus=%s, numa_node=%ld, memory_pinning=%s",
+                 nworkers, crl_pool_threads(crl__srv.pool), k->name,
+                 crl_config_precision_name(c->model.precision),
                  c->server.worker_cpus[0] ? c->server.worker_cpus : "any",
                  c->optimization.numa_node, c->optimization.memory_pinning ? "on" : "off");
         CRL_INFO("listening", "listening on http://%s%s%s:%d/ with %d worker(s)",
@@ -440,6 +480,8 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
     h2o_config_dispose(&crl__srv.config);
     crl_metrics_free();
     crl_registry_shutdown();
+    crl_pool_free(crl__srv.pool); /* after the last model: models hold workspaces for it */
+    crl__srv.pool = NULL;
     if (st == CRL_OK) CRL_INFO("shutdown", "stopped cleanly");
     return st;
 }
