@@ -17,13 +17,36 @@ static inline float relu_if(int relu, float v) {
     return relu && v < 0.0f ? 0.0f : v;
 }
 
+/* Where each output's sum splits into two chains of fused multiply-adds (0: one chain). A table
+ * that defines SPLIT_MIN computes, for SPLIT_MIN <= in <= 2 * KC, y = A + B with A the chain over
+ * inputs [0, h) from the bias and B the chain over [h, in) from +0, h = in / 2: at one row the two
+ * chains run side by side (block1_split), twice the FMAs in flight. Each chain fits one packed
+ * chunk, so linear_panels computes the same sums. The split depends on `in` only: batch
+ * invariance holds. */
+static inline size_t split_at(size_t in) {
+#ifdef SPLIT_MIN
+    return in >= SPLIT_MIN && in <= 2 * (size_t)KC ? in / 2 : 0;
+#else
+    (void)in;
+    return 0;
+#endif
+}
+
+/* One chain: acc from `start`, fused multiply-adds over inputs [k0, k1) in order. */
+static inline float fma_chain(const float *xr, const float *wo, size_t k0, size_t k1, float acc) {
+    for (size_t k = k0; k < k1; k++)
+        acc = fmaf(xr[k], wo[k], acc);
+    return acc;
+}
+
 static void linear_fma_rows(const float *x, size_t rows, size_t in, const float *w, const float *b,
                             size_t out, float *y, int relu) {
+    size_t h = split_at(in);
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * in;
         size_t o = 0;
         /* Eight independent chains at a time: one chain alone would wait on FMA latency. */
-        for (; o + 8 <= out; o += 8) {
+        for (; !h && o + 8 <= out; o += 8) {
             float acc[8];
             for (int j = 0; j < 8; j++)
                 acc[j] = b ? b[o + (size_t)j] : 0.0f;
@@ -37,70 +60,126 @@ static void linear_fma_rows(const float *x, size_t rows, size_t in, const float 
         }
         for (; o < out; o++) {
             const float *wo = w + o * in;
-            float acc = b ? b[o] : 0.0f;
-            for (size_t k = 0; k < in; k++)
-                acc = fmaf(xr[k], wo[k], acc);
+            float acc = fma_chain(xr, wo, 0, h ? h : in, b ? b[o] : 0.0f);
+            if (h) acc = acc + fma_chain(xr, wo, h, in, 0.0f);
             y[r * out + o] = relu_if(relu, acc);
         }
     }
 }
 
-/* Every row through block() over one panel of ow outputs, nv = ceil(ow / VW) live vectors, rows
- * taken RB_FOR(nv) at a time. block() gives a row the same bits whatever the block size. */
-static inline __attribute__((always_inline)) void panel_rows(int nv, const float *x, size_t rows,
+/* How block_mode starts and ends a block. */
+enum {
+    MODE_FIRST, /* from the bias (or +0); store */
+    MODE_CONT,  /* from y (a later chunk of the same chain); store */
+    MODE_ADD    /* from +0; add to y (the second chain of a split) */
+};
+
+static inline __attribute__((always_inline)) void block_mode(int nr, int nv, const float *x,
                                                              size_t in, const float *pk, size_t kc,
-                                                             const float *b, int first, float *y,
+                                                             const float *b, int mode, float *y,
                                                              size_t out, size_t ow, int relu) {
-    size_t r = 0;
-    for (; r + RB_FOR(nv) <= rows; r += RB_FOR(nv))
-        block(RB_FOR(nv), nv, x + r * in, in, pk, kc, b, first, y + r * out, out, ow, relu);
-    for (; r < rows; r++)
-        block(1, nv, x + r * in, in, pk, kc, b, first, y + r * out, out, ow, relu);
+    if (mode != MODE_ADD) {
+        block(nr, nv, x, in, pk, kc, b, mode == MODE_FIRST, y, out, ow, relu);
+        return;
+    }
+    float t[RB_MAX * PANEL] __attribute__((aligned(PANEL_ALIGN)));
+    block(nr, nv, x, in, pk, kc, NULL, 1, t, PANEL, ow, 0);
+    for (int r = 0; r < nr; r++)
+        for (size_t c = 0; c < ow; c++)
+            y[(size_t)r * out + c] =
+                relu_if(relu, y[(size_t)r * out + c] + t[(size_t)r * PANEL + c]);
 }
 
-static void panel_run(const float *x, size_t rows, size_t in, const float *pk, size_t kc,
-                      const float *b, int first, float *y, size_t out, size_t ow, int relu) {
+/* Every row through block() over one panel of ow outputs, nv = ceil(ow / VW) live vectors, rows
+ * taken RB_FOR(nv) at a time. block() gives a row the same bits whatever the block size. */
+/* h == 0: every row through block_mode(mode) over the kc inputs of pk. h > 0 (a split, pk holding
+ * all `in` inputs): per block of rows, chain A over [0, h) then chain B over [h, in) added to it;
+ * a single row runs both side by side where the table has block1_split. */
+static inline __attribute__((always_inline)) void
+panel_rows(int nv, const float *x, size_t rows, size_t in, const float *pk, size_t kc, size_t h,
+           const float *b, int mode, float *y, size_t out, size_t ow, int relu) {
+    size_t r = 0;
+    if (h == 0) {
+        for (; r + RB_FOR(nv) <= rows; r += RB_FOR(nv))
+            block_mode(RB_FOR(nv), nv, x + r * in, in, pk, kc, b, mode, y + r * out, out, ow, relu);
+        for (; r < rows; r++)
+            block_mode(1, nv, x + r * in, in, pk, kc, b, mode, y + r * out, out, ow, relu);
+        return;
+    }
+    const float *pb = pk + h * PANEL;
+    for (; r + RB_FOR(nv) <= rows; r += RB_FOR(nv)) {
+        block_mode(RB_FOR(nv), nv, x + r * in, in, pk, h, b, MODE_FIRST, y + r * out, out, ow, 0);
+        block_mode(RB_FOR(nv), nv, x + r * in + h, in, pb, in - h, NULL, MODE_ADD, y + r * out, out,
+                   ow, relu);
+    }
+    for (; r < rows; r++) {
+#ifdef SPLIT_MIN
+        block1_split(nv, x + r * in, in, pk, h, b, y + r * out, ow, relu);
+#else
+        block_mode(1, nv, x + r * in, in, pk, h, b, MODE_FIRST, y + r * out, out, ow, 0);
+        block_mode(1, nv, x + r * in + h, in, pb, in - h, NULL, MODE_ADD, y + r * out, out, ow,
+                   relu);
+#endif
+    }
+}
+
+static void panel_run(const float *x, size_t rows, size_t in, const float *pk, size_t kc, size_t h,
+                      const float *b, int mode, float *y, size_t out, size_t ow, int relu) {
     switch ((ow + VW - 1) / VW) {
     case 1:
-        panel_rows(1, x, rows, in, pk, kc, b, first, y, out, ow, relu);
+        panel_rows(1, x, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
         break;
 #if NV >= 3
     case 2:
-        panel_rows(2, x, rows, in, pk, kc, b, first, y, out, ow, relu);
+        panel_rows(2, x, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
         break;
 #endif
 #if NV >= 4
     case 3:
-        panel_rows(3, x, rows, in, pk, kc, b, first, y, out, ow, relu);
+        panel_rows(3, x, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
         break;
 #endif
     default:
-        panel_rows(NV, x, rows, in, pk, kc, b, first, y, out, ow, relu);
+        panel_rows(NV, x, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
         break;
+    }
+}
+
+/* pk[k][c] = w[o0 + c][k0 + k] for k < kc, zero past the last output (ow of them). Written row
+ * by row: contiguous stores, strided loads. */
+static void pack_chunk(const float *w, size_t in, size_t o0, size_t ow, size_t k0, size_t kc,
+                       float *pk) {
+    const float *wp = w + o0 * in + k0;
+    for (size_t k = 0; k < kc; k++) {
+        float *pr = pk + k * PANEL;
+        size_t c = 0;
+        for (; c < ow; c++)
+            pr[c] = wp[c * in + k];
+        for (; c < PANEL; c++)
+            pr[c] = 0.0f;
     }
 }
 
 static void linear_panels(const float *x, size_t rows, size_t in, const float *w, const float *b,
                           size_t out, float *y, int relu) {
     float pk[KC * PANEL] __attribute__((aligned(PANEL_ALIGN)));
+    size_t h = split_at(in);
     for (size_t o0 = 0; o0 < out; o0 += PANEL) {
         size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
+        const float *bo = b ? b + o0 : NULL;
+        if (h) { /* each chain is one chunk: A for every row, then B added */
+            pack_chunk(w, in, o0, ow, 0, h, pk);
+            panel_run(x, rows, in, pk, h, 0, bo, MODE_FIRST, y + o0, out, ow, 0);
+            pack_chunk(w, in, o0, ow, h, in - h, pk);
+            panel_run(x + h, rows, in, pk, in - h, 0, NULL, MODE_ADD, y + o0, out, ow, relu);
+            continue;
+        }
         for (size_t k0 = 0; k0 < in; k0 += KC) {
             size_t kc = in - k0 < KC ? in - k0 : KC;
-            /* pk[k][c] = w[o0 + c][k0 + k], zero past the last output. Written row by row:
-             * contiguous stores, strided loads. */
-            const float *wp = w + o0 * in + k0;
-            for (size_t k = 0; k < kc; k++) {
-                float *pr = pk + k * PANEL;
-                size_t c = 0;
-                for (; c < ow; c++)
-                    pr[c] = wp[c * in + k];
-                for (; c < PANEL; c++)
-                    pr[c] = 0.0f;
-            }
-            const float *bo = b ? b + o0 : NULL;
-            int first = k0 == 0, last = relu && k0 + kc == in; /* ReLU on the full sums */
-            panel_run(x + k0, rows, in, pk, kc, bo, first, y + o0, out, ow, last);
+            pack_chunk(w, in, o0, ow, k0, kc, pk);
+            int last = relu && k0 + kc == in; /* ReLU on the full sums */
+            panel_run(x + k0, rows, in, pk, kc, 0, bo, k0 == 0 ? MODE_FIRST : MODE_CONT, y + o0,
+                      out, ow, last);
         }
     }
 }
@@ -165,7 +244,7 @@ static void linear_packed_run(const float *x, size_t rows, size_t in, const floa
         const float *pk = packed + o0 / PANEL * in * PANEL;
         size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
         const float *bo = b ? b + o0 : NULL;
-        panel_run(x, rows, in, pk, in, bo, 1, y + o0, out, ow, relu);
+        panel_run(x, rows, in, pk, in, split_at(in), bo, MODE_FIRST, y + o0, out, ow, relu);
     }
 }
 

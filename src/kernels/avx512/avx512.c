@@ -45,8 +45,10 @@
 #define RB_FOR(nv) ((nv) >= 4 ? 6 : (nv) == 3 ? 8 : 12)
 #define RB_MAX 12
 #define PANEL (NV * VW) /* outputs per packed panel */
-#define PACK_FLOATS 4096
+#define PACK_FLOATS 8192
 #define KC (PACK_FLOATS / PANEL) /* inputs per packed chunk */
+/* Layers with SPLIT_MIN to 2 * KC inputs sum in two chains (panels.h, split_at). */
+#define SPLIT_MIN 32
 /* Below this many rows the packed path skips the packing (linear_fma_rows; measured). */
 #define PACK_MIN_ROWS 4
 #define PANEL_ALIGN 64 /* the stack panel of linear_panels */
@@ -244,6 +246,40 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, const fl
         for (int v = 0; v < nv; v++)
             _mm512_mask_storeu_ps(y + (size_t)r * out + (size_t)v * VW, m[v],
                                   relu ? relu_vec(acc[r][v]) : acc[r][v]);
+}
+
+/* One row, a split sum (panels.h, split_at): chain A over inputs [0, h) from the bias and chain B
+ * over [h, in) from +0 run side by side (2 nv independent accumulators), then y = A + B, exactly
+ * as block() for A, block() for B and their sum in panel_rows. */
+static inline __attribute__((always_inline)) void block1_split(int nv, const float *x, size_t in,
+                                                               const float *pk, size_t h,
+                                                               const float *b, float *y, size_t ow,
+                                                               int relu) {
+    __m512 a[NV], c[NV];
+    __mmask16 m[NV];
+    for (int v = 0; v < nv; v++) {
+        size_t o = (size_t)v * VW;
+        m[v] = o >= ow ? 0 : (ow - o >= VW ? (__mmask16)0xffff : tail_mask(ow - o));
+        a[v] = b ? _mm512_maskz_loadu_ps(m[v], b + o) : _mm512_setzero_ps();
+        c[v] = _mm512_setzero_ps();
+    }
+    const float *pb = pk + h * PANEL;
+    for (size_t k = 0; k < h; k++) {
+        __m512 xa = _mm512_set1_ps(x[k]), xb = _mm512_set1_ps(x[h + k]);
+        for (int v = 0; v < nv; v++) {
+            a[v] = _mm512_fmadd_ps(xa, _mm512_loadu_ps(pk + k * PANEL + (size_t)v * VW), a[v]);
+            c[v] = _mm512_fmadd_ps(xb, _mm512_loadu_ps(pb + k * PANEL + (size_t)v * VW), c[v]);
+        }
+    }
+    if (in - h > h) { /* B's last input (in odd) */
+        __m512 xb = _mm512_set1_ps(x[in - 1]);
+        for (int v = 0; v < nv; v++)
+            c[v] = _mm512_fmadd_ps(xb, _mm512_loadu_ps(pb + h * PANEL + (size_t)v * VW), c[v]);
+    }
+    for (int v = 0; v < nv; v++) {
+        __m512 s = _mm512_add_ps(a[v], c[v]);
+        _mm512_mask_storeu_ps(y + (size_t)v * VW, m[v], relu ? relu_vec(s) : s);
+    }
 }
 
 /* The packed path's arithmetic without the packing, for a few rows (packing W would cost more
