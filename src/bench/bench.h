@@ -75,29 +75,29 @@ typedef struct crl_bench_settings {
     int port;
     char method[16];
     char path[256];
-    int mode;           /* CRL_BENCH_CLOSED / CRL_BENCH_OPEN */
-    int arrival;        /* CRL_BENCH_CONSTANT / CRL_BENCH_POISSON (open loop) */
-    double rate;        /* requests per second (open loop) */
-    int concurrency;    /* in-flight requests (closed loop) */
-    int connections;    /* open-loop connections (closed loop: = concurrency) */
-    int threads;        /* client threads */
-    double duration_s;  /* measured time, 0 when a request count is given */
-    uint64_t requests;  /* measured requests, 0 when a duration is given */
-    double warmup_s;    /* excluded from every figure */
-    double timeout_s;   /* per request */
-    int http2;          /* --http2 (h2c prior knowledge), when implemented */
+    int mode;          /* CRL_BENCH_CLOSED / CRL_BENCH_OPEN */
+    int arrival;       /* CRL_BENCH_CONSTANT / CRL_BENCH_POISSON (open loop) */
+    double rate;       /* requests per second (open loop) */
+    int concurrency;   /* in-flight requests (closed loop) */
+    int connections;   /* open-loop connections (closed loop: = concurrency) */
+    int threads;       /* client threads */
+    double duration_s; /* measured time, 0 when a request count is given */
+    uint64_t requests; /* measured requests, 0 when a duration is given */
+    double warmup_s;   /* excluded from every figure */
+    double timeout_s;  /* per request */
+    int http2;         /* --http2 (h2c prior knowledge), when implemented */
     /* workload */
     int predict;        /* 1: /predict bodies built from the fields below */
     int batch, sensors; /* observations per request, sensors per observation */
     int deterministic;
     uint64_t seed;
-    char body_file[512];    /* --body FILE (any path) or --observations FILE.json */
+    char body_file[512];     /* --body FILE (any path) or --observations FILE.json */
     char workload_desc[256]; /* the request mix in words, printed in every report */
 } crl_bench_settings;
 
 typedef struct crl_bench_server {
-    int known;                     /* 1 when the figures below were read */
-    char source[64];               /* "metrics" or "pid 1234" */
+    int known;       /* 1 when the figures below were read */
+    char source[64]; /* "metrics" or "pid 1234" */
     double rss_before_mb, rss_after_mb;
     double rss_growth_per_1000_kb; /* (after - before) / requests * 1000 */
     double cpu_s;                  /* server CPU seconds spent while measuring */
@@ -106,10 +106,10 @@ typedef struct crl_bench_server {
 
 typedef struct crl_bench_result {
     crl_bench_settings set;
-    double elapsed_s;  /* measured wall time */
-    uint64_t sent;     /* requests sent while measuring */
-    uint64_t done;     /* responses received while measuring (any status) */
-    uint64_t ok;       /* 2xx */
+    double elapsed_s;                        /* measured wall time */
+    uint64_t sent;                           /* requests sent while measuring */
+    uint64_t done;                           /* responses received while measuring (any status) */
+    uint64_t ok;                             /* 2xx */
     uint64_t status[600];                    /* responses by status code */
     uint64_t transport[CRL_BENCH_ERR_KINDS]; /* transport errors by kind */
     double rps;                              /* done / elapsed */
