@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "server/commands.h"
 
 static void usage(FILE *f) {
@@ -13,6 +14,7 @@ static void usage(FILE *f) {
           "  config    print the effective configuration (--check FILE validates a file)\n"
           "  hwinfo    CPU features, cores, caches, NUMA, GPUs, chosen kernels (--json)\n"
           "  check     validate an artifact version directory and time its forward pass\n"
+          "  bench     load-test a server: throughput, latency percentiles, errors, server CPU\n"
           "  version   print the version\n"
           "\n"
           "Run 'carlarl <command> --help' for a command's options.\n",
@@ -31,6 +33,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "config") == 0) return crl_cmd_config(argc - 2, argv + 2);
     if (strcmp(cmd, "hwinfo") == 0) return crl_cmd_hwinfo(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0) return crl_cmd_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0) return crl_cmd_bench(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("carlarl %s\n", CRL_VERSION);
         return 0;

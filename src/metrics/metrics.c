@@ -3,9 +3,12 @@
 
 #include "core/fmt.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static crl_metrics_shard_t *g_shards;
 static size_t g_nshards;
@@ -232,6 +235,49 @@ static void write_inference(crl_buf *out, const char *ver, const char *dev) {
     }
 }
 
+/* The process_* metrics every Prometheus client library exports (carlarl bench reads the first two
+ * to measure server memory and CPU per request). CPU time comes from the process clock (ns
+ * resolution, where /proc's ticks are 10 ms); resident memory from /proc/self/statm. */
+static void write_process(crl_buf *out, double startup_timestamp) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
+        crl_buf_printf(out,
+                       "# HELP process_cpu_seconds_total Total user and system CPU time spent in "
+                       "seconds.\n# TYPE process_cpu_seconds_total counter\n"
+                       "process_cpu_seconds_total %.9f\n",
+                       (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, resident = 0;
+    if (f && fscanf(f, "%llu %llu", &size, &resident) == 2) {
+        double page = (double)sysconf(_SC_PAGESIZE);
+        crl_buf_printf(out,
+                       "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                       "# TYPE process_virtual_memory_bytes gauge\n"
+                       "process_virtual_memory_bytes %.0f\n"
+                       "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                       "# TYPE process_resident_memory_bytes gauge\n"
+                       "process_resident_memory_bytes %.0f\n",
+                       (double)size * page, (double)resident * page);
+    }
+    if (f) fclose(f);
+    crl_buf_printf(out,
+                   "# HELP process_start_time_seconds Start time of the process since unix epoch "
+                   "in seconds.\n# TYPE process_start_time_seconds gauge\n"
+                   "process_start_time_seconds %.6f\n",
+                   startup_timestamp);
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long n = -1; /* the directory's own descriptor is not one of the server's */
+        while (readdir(d))
+            n++;
+        closedir(d);
+        crl_buf_printf(out,
+                       "# HELP process_open_fds Number of open file descriptors.\n"
+                       "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n",
+                       n - 2); /* "." and ".." */
+    }
+}
+
 int crl_metrics_write(crl_buf *out, const crl_metrics_state_t *st) {
     write_http(out);
     write_inference(out, st->model_version, st->device);
@@ -270,5 +316,6 @@ int crl_metrics_write(crl_buf *out, const crl_metrics_state_t *st) {
                    "# TYPE carla_rl_service_startup_timestamp_seconds gauge\n"
                    "carla_rl_service_startup_timestamp_seconds %.6f\n",
                    st->uptime_seconds, st->startup_timestamp);
+    write_process(out, st->startup_timestamp);
     return out->failed ? -1 : 0;
 }
