@@ -244,7 +244,7 @@ crl_status crl_bench_write_json(FILE *f, const crl_bench_result *r) {
     kv_u64(&b, "sent", r->sent, 1);
     kv_u64(&b, "done", r->done, 1);
     kv_u64(&b, "ok", r->ok, 1);
-    kv_num(&b, "rps", r->rps, 1);
+    kv_num(&b, "throughput_rps", r->rps, 1);
     kv_num(&b, "observations_per_s", r->observations_per_s, 1);
     kv_num(&b, "error_rate_percent", r->error_rate_percent, 1);
     json_counts(&b, r);

@@ -20,7 +20,7 @@
  *                                     POINTS: a relative rise from a baseline of 0 errors would
  *                                     fail on the first error, which no one means by "+5 %"
  * The keys read from the baseline (the --json schema written by output.c, version 1):
- *   "latency_ms": {"min", "mean", "p50", "p90", "p95", "p99", "p999", "max"}   (p50/p95/p99 read)
+ *   "latency_ms": {"min", "mean", "p50", "p90", "p95", "p99", "p99_9", "max"}  (p50/p95/p99 read)
  *   "throughput_rps", "observations_per_s", "error_rate_percent"   (throughput, error rate read)
  *   "server": {"rss_after_mb", "rss_growth_per_1000_kb", "cpu_us_per_request"}   (rss_after_mb
  *             read; "server" may be null or absent, or rss_after_mb null: the memory check is

@@ -164,7 +164,7 @@ class OpenLoop(unittest.TestCase):
             lat = out["latency_ms"]
             self.assertGreater(lat["p50"], 800, lat)
             self.assertGreater(lat["max"], 2000, lat)
-            self.assertLess(out["rps"], 80)  # the server's capacity, not the asked rate
+            self.assertLess(out["throughput_rps"], 80)  # the server's capacity, not the asked rate
             p99s = [t["p99_ms"] for t in out["timeline"] if t["done"]]
             self.assertGreater(p99s[-1], p99s[0])
         finally:
@@ -201,7 +201,8 @@ class ClosedLoop(unittest.TestCase):
         self.assertEqual((out["sent"], out["done"], out["ok"]), (1234, 1234, 1234))
         self.assertEqual(out["status"], {"200": 1234})
         self.assertEqual(transport_total(out), 0)
-        self.assertAlmostEqual(out["observations_per_s"], 4 * out["rps"], delta=1e-6 * out["rps"])
+        self.assertAlmostEqual(out["observations_per_s"], 4 * out["throughput_rps"],
+                               delta=1e-6 * out["throughput_rps"])
         self.assertIn("batch 4 x 3 sensors, deterministic", out["settings"]["workload"]["description"])
         # Server figures come from the process metrics of its /metrics.
         sv = out["server"]
@@ -247,7 +248,7 @@ class ClosedLoop(unittest.TestCase):
                          "workload": {"predict": bool, "batch": int, "sensors": int,
                                       "deterministic": bool, "seed": int,
                                       "body_file": (str, type(None)), "description": str}},
-            "elapsed_s": float, "sent": int, "done": int, "ok": int, "rps": float,
+            "elapsed_s": float, "sent": int, "done": int, "ok": int, "throughput_rps": float,
             "observations_per_s": float, "error_rate_percent": float, "status": dict,
             "transport_errors": {k: int for k in ["connect", "reset", "closed", "timeout",
                                                   "protocol"]},

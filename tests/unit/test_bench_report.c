@@ -276,7 +276,7 @@ static char *baseline_json(const crl_bench_result *r, double lat_div, double rps
     snprintf(text, sizeof(text),
              "{\n  \"version\": 1,\n  \"url\": \"http://127.0.0.1:8080/predict\",\n"
              "  \"latency_ms\": {\"min\": 2.0, \"mean\": 4.1, \"p50\": %.6f, \"p90\": 6.3,\n"
-             "                 \"p95\": %.6f, \"p99\": %.6f, \"p999\": 63.2, \"max\": 283.0},\n"
+             "                 \"p95\": %.6f, \"p99\": %.6f, \"p99_9\": 63.2, \"max\": 283.0},\n"
              "  \"throughput_rps\": %.6f,\n  \"observations_per_s\": 3998.0,\n"
              "  \"error_rate_percent\": %g,\n  \"server\": %s\n}\n",
              cur_ms(r, 0.5) / lat_div, cur_ms(r, 0.95) / lat_div, cur_ms(r, 0.99) / lat_div, rps,
