@@ -4,7 +4,7 @@
 #   tools/install-deps.sh --test   also what the test suite needs (with the aarch64 cross
 #                                  compiler, qemu and arm64 libraries of the aarch64 ctest)
 #   tools/install-deps.sh --bench  also the load generators and yardsticks of bench/
-#                                  (OpenBLAS, oneDNN, SLEEF, torch, node/npm)
+#                                  (OpenBLAS, oneDNN, SLEEF, torch, node/npm, FastAPI/uvicorn)
 # Run as root (or with sudo). Nothing is downloaded except Debian packages.
 set -eu
 
@@ -22,6 +22,8 @@ for arg in "$@"; do
         pkgs="$pkgs wrk nghttp2-client curl python3 linux-perf valgrind"
         # bench/yardsticks (docs/performance.md); ONNX Runtime comes from npm when it runs.
         pkgs="$pkgs libopenblas-dev libdnnl-dev libsleef-dev python3-torch"
+        # bench/compare.sh: the Python reference server (bench/python-reference/).
+        pkgs="$pkgs python3-fastapi python3-uvicorn python3-numpy"
         # A NodeSource nodejs already ships npm and conflicts with Debian's npm package.
         command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
         command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
