@@ -1085,6 +1085,76 @@ static void run_linear(const crl_kernels_t *k, const float *wp, const uint16_t *
     if (relu) k->relu(y, m * out);
 }
 
+/* count window rows of n floats: dst[i * dstep .. + n) = src[i * sstep .. + n). Window rows are a
+ * few floats: a constant n lets the compiler inline each copy (a libc call per window row cost
+ * more than the copy). */
+static void copy_run(float *dst, size_t dstep, const float *src, size_t sstep, size_t n,
+                     size_t count) {
+    switch (n) {
+#define COPY_N(k)                                                                                  \
+    case k:                                                                                        \
+        for (size_t i = 0; i < count; i++)                                                         \
+            memcpy(dst + i * dstep, src + i * sstep, k * sizeof(float));                           \
+        return;
+        COPY_N(1)
+        COPY_N(2)
+        COPY_N(3)
+        COPY_N(4)
+        COPY_N(5)
+        COPY_N(6)
+        COPY_N(7)
+        COPY_N(8)
+#undef COPY_N
+    default:
+        for (size_t i = 0; i < count; i++)
+            memcpy(dst + i * dstep, src + i * sstep, n * sizeof(float));
+    }
+}
+
+/* The rows [p][q] of one image's (and group's) im2col matrix: p an output pixel, q = (c, ki, kj) in
+ * W's order, zero where the window hits padding. Loops run per (output row, channel, kernel row)
+ * over the output columns, so one window row is one small fixed-size copy where it lies inside
+ * the image (dilation 1 across) and the index arithmetic is hoisted out of the copies. */
+static void im2col(const crl_nn_attrs *a, const float *xg, size_t cg, size_t h, size_t w, size_t oh,
+                   size_t ow, size_t kin, float *col) {
+    size_t kh = a->kernel[0], kw = a->kernel[1], sw = a->strides[1], pl = a->pads[1];
+    /* The output columns whose window row lies inside [0, w): ox_lo <= ox < ox_hi. */
+    size_t ox_lo = 0, ox_hi = 0;
+    if (a->dilations[1] == 1 && kw <= w + pl) {
+        while (ox_lo < ow && ox_lo * sw < pl)
+            ox_lo++;
+        ox_hi = ox_lo;
+        while (ox_hi < ow && ox_hi * sw - pl + kw <= w)
+            ox_hi++;
+    }
+    for (size_t oy = 0; oy < oh; oy++)
+        for (size_t c = 0; c < cg; c++)
+            for (size_t ki = 0; ki < kh; ki++) {
+                /* iy = oy*s - pad + ki*dil, as unsigned arithmetic: out of range (negative
+                 * wraps) is >= h. */
+                size_t iy = oy * a->strides[0] + ki * a->dilations[0] - a->pads[0];
+                float *dst = col + oy * ow * kin + (c * kh + ki) * kw;
+                if (iy >= h) {
+                    for (size_t ox = 0; ox < ow; ox++)
+                        memset(dst + ox * kin, 0, kw * sizeof(float));
+                    continue;
+                }
+                const float *src = xg + (c * h + iy) * w;
+                for (size_t ox = 0; ox < ow; ox++) {
+                    if (ox == ox_lo && ox_lo < ox_hi) { /* the inside run */
+                        copy_run(dst + ox * kin, kin, src + ox * sw - pl, sw, kw, ox_hi - ox_lo);
+                        ox = ox_hi - 1;
+                        continue;
+                    }
+                    /* ix = ox*s - pad + kj*dil, unsigned as iy */
+                    for (size_t kj = 0; kj < kw; kj++) {
+                        size_t ix = ox * sw + kj * a->dilations[1] - pl;
+                        dst[ox * kin + kj] = ix < w ? src[ix] : 0.0f;
+                    }
+                }
+            }
+}
+
 /* Convolution as one GEMM per image and group: the rows of the im2col matrix col[p][q] (p an
  * output pixel, q = (c, ki, kj) in W's order, zero where the window hits padding) are the
  * linear's input rows and the group's filters its W, packed at load like a LINEAR's (in bf16 for
@@ -1094,41 +1164,24 @@ static void run_conv(const crl_kernels_t *k, int packed, const nn_node *n, const
                      const size_t *od, const float *x, float *col, float *y) {
     const crl_nn_attrs *a = &n->a;
     size_t grp = a->group, cg = d[1] / grp, mg = n->k_out / grp, kin = n->k_in;
-    size_t h = d[2], w = d[3], oh = od[2], ow = od[3], np = oh * ow, kh = a->kernel[0],
-           kw = a->kernel[1];
+    size_t h = d[2], w = d[3], oh = od[2], ow = od[3], np = oh * ow;
     for (size_t b = 0; b < d[0]; b++)
         for (size_t gi = 0; gi < grp; gi++) {
             const float *xg = x + (b * d[1] + gi * cg) * h * w;
-            for (size_t oy = 0; oy < oh; oy++)
-                for (size_t ox = 0; ox < ow; ox++) {
-                    float *cp = col + (oy * ow + ox) * kin;
-                    /* ix0 = ox*s - pad, as unsigned arithmetic: out of range (negative wraps) is
-                     * >= w. A window row inside the image with dilation 1 is one copy. */
-                    size_t ix0 = ox * a->strides[1] - a->pads[1];
-                    int inside = a->dilations[1] == 1 && ix0 < w && ix0 + kw <= w;
-                    for (size_t c = 0; c < cg; c++)
-                        for (size_t ki = 0; ki < kh; ki++, cp += kw) {
-                            size_t iy = oy * a->strides[0] + ki * a->dilations[0] - a->pads[0];
-                            if (iy >= h) {
-                                memset(cp, 0, kw * sizeof(float));
-                            } else if (inside) {
-                                memcpy(cp, xg + (c * h + iy) * w + ix0, kw * sizeof(float));
-                            } else {
-                                for (size_t kj = 0; kj < kw; kj++) {
-                                    size_t ix = ix0 + kj * a->dilations[1];
-                                    cp[kj] = ix < w ? xg[(c * h + iy) * w + ix] : 0.0f;
-                                }
-                            }
-                        }
-                }
+            im2col(a, xg, cg, h, w, oh, ow, kin, col);
             float *yt = col + np * kin, *yg = y + (b * n->k_out + gi * mg) * np;
             const float *wp = packed && n->wp ? n->wp + gi * (n->wp_n / grp) : NULL;
             const uint16_t *wh = packed && n->wh ? n->wh + gi * (n->wh_n / grp) : NULL;
             run_linear(k, wp, wh, n->w + gi * mg * kin, col, np, kin, n->b ? n->b + gi * mg : NULL,
                        mg, yt, n->relu);
-            for (size_t p = 0; p < np; p++)
+            /* In tiles of 16 pixels: each filter's 16 outputs are one contiguous store, and the
+             * tile's rows of yt stay in L1 while every filter reads them. */
+            for (size_t p0 = 0; p0 < np; p0 += 16) {
+                size_t pn = np - p0 < 16 ? np - p0 : 16;
                 for (size_t m = 0; m < mg; m++)
-                    yg[m * np + p] = yt[p * mg + m];
+                    for (size_t p = 0; p < pn; p++)
+                        yg[m * np + p0 + p] = yt[(p0 + p) * mg + m];
+            }
         }
     if (n->post == CRL_NN_TANH) k->tanh(y, d[0] * n->k_out * np);
     if (n->post == CRL_NN_SIGMOID) k->sigmoid(y, d[0] * n->k_out * np);
