@@ -44,6 +44,10 @@
 #define NN_NONE SIZE_MAX
 #define NN_CLASS_STEP 8   /* batch-size classes: 1, 8, 64, 512, ... up to a workspace's max_rows */
 #define NN_MAX_CLASSES 12 /* enough for any max_rows a workspace can have */
+/* A batch runs in tiles of rows whose widest value fits this many floats (256 KB: L2-sized, so a
+ * CNN's feature maps stay in cache from one layer to the next; an MLP's rows are a few hundred
+ * floats, and its batches never tile). */
+#define NN_TILE_FLOATS ((size_t)64 << 10)
 
 typedef struct nn_value {
     crl_nn_shape s;
@@ -2054,12 +2058,31 @@ int crl_nn_ws_slot(const crl_nn_ws_t *ws, size_t v, size_t *off, size_t *len, si
     return 1;
 }
 
+static void run_rows(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, size_t rows,
+                     float *y);
+
 crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, size_t rows,
                       float *y) {
     if (!runnable(g) || ws == NULL || (rows > 0 && (x == NULL || y == NULL))) return CRL_EINVAL;
     if (ws->graph_id != g->id) return CRL_ESHAPE; /* a workspace planned for another shape */
     if (rows > ws->max_rows) return CRL_ERANGE;
     if (rows == 0) return CRL_OK;
+    /* Row tiles: a batch whose values would overflow the cache runs a tile of rows through the
+     * whole graph at a time (each row's bits do not depend on the rows beside it). */
+    size_t tile = NN_TILE_FLOATS / (g->max_row ? g->max_row : 1);
+    if (tile < 1) tile = 1;
+    if (rows > tile) {
+        size_t iw = crl_nn_graph_input_width(g), ow = crl_nn_graph_output_width(g);
+        for (size_t r0 = 0; r0 < rows; r0 += tile)
+            run_rows(g, ws, x + r0 * iw, rows - r0 < tile ? rows - r0 : tile, y + r0 * ow);
+        return CRL_OK;
+    }
+    run_rows(g, ws, x, rows, y);
+    return CRL_OK;
+}
+
+static void run_rows(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, size_t rows,
+                     float *y) {
     const crl_kernels_t *k = crl_kernels();
     int packed = g->packed_for == k; /* the packed weights are k's layout */
     size_t c = 0;
@@ -2083,7 +2106,6 @@ crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, 
         }
         exec_node(k, packed, n, rows, in, ptr[n->out], ws->arena + ws->scratch_off);
     }
-    return CRL_OK;
 }
 
 /* ---- memory pinning ------------------------------------------------------------------------ */

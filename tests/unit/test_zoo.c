@@ -275,6 +275,21 @@ static void test_nature_cnn(void **state) {
     assert_int_equal(crl_nn_graph_op(g, 4), CRL_NN_CONV);
     assert_int_equal(crl_nn_graph_op(g, 6), CRL_NN_LINEAR);
     assert_int_equal(crl_nn_graph_input_width(g), 4 * 84 * 84);
+    /* A CNN's batch runs in row tiles (graph.c, NN_TILE_FLOATS): 7 rows give exactly the bits of
+     * each row run alone. */
+    golden gd;
+    read_golden(ZOO_DIR "nature_cnn/golden_b7.bin", &gd);
+    crl_nn_ws_t *ws = NULL;
+    assert_int_equal(crl_nn_ws_new(g, 7, &ws), CRL_OK);
+    float all[7 * 3], one[3];
+    assert_int_equal(crl_nn_run(g, ws, gd.x, 7, all), CRL_OK);
+    for (size_t r = 0; r < 7; r++) {
+        assert_int_equal(crl_nn_run(g, ws, gd.x + r * gd.in_width, 1, one), CRL_OK);
+        assert_memory_equal(one, all + r * 3, sizeof(one));
+    }
+    crl_nn_ws_free(ws);
+    free(gd.x);
+    free(gd.y);
     crl_nn_graph_free(g);
 }
 
