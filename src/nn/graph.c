@@ -362,6 +362,7 @@ static int is_unary(crl_nn_op op) {
     case CRL_NN_LOG:
     case CRL_NN_SQRT:
     case CRL_NN_ERF:
+    case CRL_NN_GELU:
     case CRL_NN_COPY:
         return 1;
     default:
@@ -988,6 +989,26 @@ static float unop(const nn_node *n, float x) {
     }
 }
 
+/* y = (x * (erf(x / c) + 1)) * 0.5, element by element: exactly the float operations of the
+ * Div, Erf, Add, Mul, Mul chain it replaces (fuse_gelu), with the table's erf (libm's erff when it
+ * has none), in one pass over blocks small enough to stay in L1. y may be x. */
+static void run_gelu(const crl_kernels_t *k, float c, const float *x, float *y, size_t n) {
+    float t[256];
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        size_t m = n - i0 < 256 ? n - i0 : 256;
+        for (size_t j = 0; j < m; j++)
+            t[j] = x[i0 + j] / c;
+        if (k->erf) {
+            k->erf(t, m);
+        } else {
+            for (size_t j = 0; j < m; j++)
+                t[j] = erff(t[j]);
+        }
+        for (size_t j = 0; j < m; j++)
+            y[i0 + j] = (x[i0 + j] * (t[j] + 1.0f)) * 0.5f;
+    }
+}
+
 /* softmax / log-softmax over n elements spaced `inner` apart. */
 static void run_softmax(int logsm, const float *x, float *y, size_t outer, size_t n, size_t inner) {
     for (size_t o = 0; o < outer; o++)
@@ -1308,6 +1329,9 @@ static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size
             y[i] = unop(n, x[i]);
         return;
     }
+    case CRL_NN_GELU:
+        run_gelu(k, n->a.alpha, x, y, len);
+        return;
     case CRL_NN_ADD:
     case CRL_NN_SUB:
     case CRL_NN_MUL:
@@ -1509,6 +1533,71 @@ static crl_status remove_dead(crl_nn_graph_t *g, crl_err *err) {
             g->vals[v].data = NULL;
         }
     free(uses);
+    return CRL_OK;
+}
+
+/* The one node reading v (and v not the graph's output), or NULL. */
+static nn_node *sole_reader(crl_nn_graph_t *g, const size_t *uses, size_t v) {
+    if (uses[v] != 1 || v == g->output) return NULL;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] == v) return &g->nodes[i];
+    return NULL;
+}
+
+/* A constant of one element equal to `want` (want NaN: any value, returned in *got). */
+static int scalar_const(const crl_nn_graph_t *g, size_t v, float want, float *got) {
+    const nn_value *c = &g->vals[v];
+    if (!c->is_const || c->row != 1 || c->data == NULL) return 0;
+    if (got) *got = c->data[0];
+    return isnan(want) || c->data[0] == want;
+}
+
+/* The other input of a two-input node n, given one of them. */
+static size_t other_input(const nn_node *n, size_t one) {
+    return n->in[0] == one ? n->in[1] : n->in[0];
+}
+
+/* torch exports GELU (erf form) as y = x * 0.5 * (1 + erf(x / sqrt(2))): Div(x, c), Erf,
+ * Add(1), Mul(x), Mul(0.5). When every intermediate has that one reader and nothing broadcasts,
+ * the chain becomes one GELU node (run_gelu: the same float operations, so the same bits, in one
+ * pass instead of five). */
+static crl_status fuse_gelu(crl_nn_graph_t *g, crl_err *err) {
+    size_t *uses = calloc(g->n_vals, sizeof(*uses));
+    if (uses == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory");
+    count_uses(g, uses);
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        nn_node *d = &g->nodes[i];
+        float c = 0;
+        if (d->dead || d->op != CRL_NN_DIV || d->n_in != 2 || !scalar_const(g, d->in[1], NAN, &c))
+            continue;
+        size_t x = d->in[0];
+        const nn_value *vx = &g->vals[x];
+        if (vx->is_const || g->vals[d->out].row != vx->row) continue;
+        nn_node *e = sole_reader(g, uses, d->out), *a = NULL, *m = NULL, *h = NULL;
+        if (e == NULL || e->op != CRL_NN_ERF) continue;
+        a = sole_reader(g, uses, e->out);
+        if (a == NULL || a->op != CRL_NN_ADD || a->n_in != 2 ||
+            !scalar_const(g, other_input(a, e->out), 1.0f, NULL))
+            continue;
+        m = sole_reader(g, uses, a->out);
+        if (m == NULL || m->op != CRL_NN_MUL || m->n_in != 2 || other_input(m, a->out) != x)
+            continue;
+        h = sole_reader(g, uses, m->out);
+        if (h == NULL || h->op != CRL_NN_MUL || h->n_in != 2 ||
+            !scalar_const(g, other_input(h, m->out), 0.5f, NULL) ||
+            g->vals[h->out].row != vx->row || g->vals[a->out].row != vx->row ||
+            g->vals[m->out].row != vx->row)
+            continue;
+        h->op = CRL_NN_GELU;
+        h->in[0] = x;
+        h->n_in = 1;
+        h->ish[0] = d->ish[0];
+        h->a.alpha = c;
+        d->dead = e->dead = a->dead = m->dead = 1;
+    }
+    free(uses);
+    compact(g);
     return CRL_OK;
 }
 
@@ -1788,6 +1877,7 @@ crl_status crl_nn_graph_finish(crl_nn_graph_t *g, crl_err *err) {
         st = remove_dead(g, err);
     }
     if (st == CRL_OK) st = fold_into_linear(g, err);
+    if (st == CRL_OK) st = fuse_gelu(g, err);
     if (st == CRL_OK) st = remove_dead(g, err);
     if (st == CRL_OK) st = ensure_output_node(g, err);
     if (st != CRL_OK) goto fail;

@@ -49,6 +49,8 @@ typedef enum crl_nn_op {
     CRL_NN_LOG,
     CRL_NN_SQRT,
     CRL_NN_ERF,
+    CRL_NN_GELU, /* x * 0.5 * (1 + erf(x / alpha)); finish fuses torch's exported erf GELU into it
+                  */
     /* Structure. */
     CRL_NN_SOFTMAX,     /* axis; flat2d: ONNX opset < 13 (over all dims from axis on) */
     CRL_NN_LOG_SOFTMAX, /* same */

@@ -327,6 +327,68 @@ static void test_packed_graph_after_table_switch(void **state) {
     crl_test_isa_default();
 }
 
+/* Builds torch's erf GELU chain on the input, [B, W]: Div(x, sqrt 2), Erf, Add 1, Mul x, Mul 0.5.
+ * With `block`, the Erf's output is read a second time (a CONCAT into the output), so the chain
+ * must not fuse. */
+static crl_nn_graph_t *gelu_graph(size_t width, int block) {
+    crl_err err = {{0}};
+    crl_nn_graph_t *g = new_graph(width);
+    float sq2 = 1.41421354f, one = 1.0f, half = 0.5f;
+    size_t c2, c1, ch, v1, v2, v3, v4, v5, out;
+    assert_int_equal(crl_nn_graph_const(g, &sq2, NULL, 0, &c2, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_const(g, &one, NULL, 0, &c1, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_const(g, &half, NULL, 0, &ch, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_DIV, (size_t[]){0, c2}, 2, NULL, &v1, &err),
+                     CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_ERF, &v1, 1, NULL, &v2, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_ADD, (size_t[]){v2, c1}, 2, NULL, &v3, &err),
+                     CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_MUL, (size_t[]){0, v3}, 2, NULL, &v4, &err),
+                     CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_MUL, (size_t[]){v4, ch}, 2, NULL, &v5, &err),
+                     CRL_OK);
+    out = v5;
+    if (block) {
+        crl_nn_attrs a;
+        crl_nn_attrs_init(&a);
+        a.axis = 1;
+        assert_int_equal(crl_nn_graph_node(g, CRL_NN_CONCAT, (size_t[]){v5, v2}, 2, &a, &out, &err),
+                         CRL_OK);
+    }
+    assert_int_equal(crl_nn_graph_set_output(g, out, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    return g;
+}
+
+/* The exported erf GELU chain becomes one GELU node giving exactly the unfused chain's bits, on
+ * this run's table; a chain whose intermediate has another reader is left alone. */
+static void test_gelu_fused(void **state) {
+    (void)state;
+    enum { W = 37, ROWS = 9 };
+    crl_nn_graph_t *fused = gelu_graph(W, 0), *plain = gelu_graph(W, 1);
+    assert_int_equal(crl_nn_graph_num_ops(fused), 1);
+    assert_int_equal(crl_nn_graph_op(fused, 0), CRL_NN_GELU);
+    assert_int_equal(crl_nn_graph_num_ops(plain), 6);
+    static float x[ROWS * W], y1[ROWS * W], y2[ROWS * 2 * W];
+    for (size_t i = 0; i < ROWS * W; i++)
+        x[i] = (float)((int)((i * 7919u) % 601u) - 300) / 50.0f;
+    crl_nn_ws_t *w1 = NULL, *w2 = NULL;
+    assert_int_equal(crl_nn_ws_new(fused, ROWS, &w1), CRL_OK);
+    assert_int_equal(crl_nn_ws_new(plain, ROWS, &w2), CRL_OK);
+    assert_int_equal(crl_nn_run(fused, w1, x, ROWS, y1), CRL_OK);
+    assert_int_equal(crl_nn_run(plain, w2, x, ROWS, y2), CRL_OK);
+    for (size_t r = 0; r < ROWS; r++)
+        assert_memory_equal(y1 + r * W, y2 + r * 2 * W, W * sizeof(float));
+    for (size_t i = 0; i < ROWS * W; i++) { /* and it is GELU */
+        double v = x[i], want = v * 0.5 * (1.0 + erf(v / sqrt(2.0)));
+        assert_true(fabs(y1[i] - want) <= 1e-6 + 1e-6 * fabs(want));
+    }
+    crl_nn_ws_free(w1);
+    crl_nn_ws_free(w2);
+    crl_nn_graph_free(fused);
+    crl_nn_graph_free(plain);
+}
+
 /* One plan per batch-size class: a 100-row workspace has classes 1, 8, 64 and 100; a batch uses
  * the smallest class that fits, whose plan is as compact as that of a workspace made for exactly
  * that many rows, and gives the same bits as a workspace made for the batch alone. */
@@ -1124,6 +1186,7 @@ int main(void) {
         cmocka_unit_test(test_conv_stride_pad_dilation_groups),
         cmocka_unit_test(test_conv_activation_fused),
         cmocka_unit_test(test_plan_per_batch_class),
+        cmocka_unit_test(test_gelu_fused),
         cmocka_unit_test(test_conv_depthwise_auto_pad),
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_conv_batchnorm_fold),
