@@ -1396,9 +1396,11 @@ static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size
             float *ys = y + o * m;
             double mean = sum4(xs, m, 0.0, 0) / (double)m;
             double var = sum4(xs, m, mean, 1) / (double)m;
-            double inv = 1.0 / sqrt(var + (double)n->a.eps);
+            /* Statistics in double, the normalization in float (as torch computes it): one
+             * vectorizable multiply-add per element. */
+            float mf = (float)mean, inv = (float)(1.0 / sqrt(var + (double)n->a.eps));
             for (size_t i = 0; i < m; i++)
-                ys[i] = (float)(((double)xs[i] - mean) * inv) * gam[i] + bet[i];
+                ys[i] = (xs[i] - mf) * inv * gam[i] + bet[i];
         }
         return;
     }
