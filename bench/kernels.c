@@ -44,16 +44,21 @@ static double run_layer(const crl_kernels_t *t, int bf16, size_t rows, size_t in
     size_t np = bf16 ? t->pack_bf16_size(in, out) : t->pack_size(in, out);
     void *pk = NULL;
     if (np && posix_memalign(&pk, 64, np * (bf16 ? 2 : 4) + 64) != 0) return -1;
-    if (bf16) t->pack_bf16(w, in, out, pk);
-    else if (np) t->pack(w, in, out, pk);
+    if (bf16)
+        t->pack_bf16(w, in, out, pk);
+    else if (np)
+        t->pack(w, in, out, pk);
     int iters = (int)(2e8 / (double)(rows * in * out + 1000)) + 1;
     double best = 1e30;
     for (int rep = 0; rep < 7; rep++) {
         uint64_t t0 = crl_time_mono_ns();
         for (int i = 0; i < iters; i++) {
-            if (bf16) t->linear_packed_bf16(x, rows, in, pk, b, out, y);
-            else if (np) t->linear_packed(x, rows, in, pk, b, out, y);
-            else t->linear(x, rows, in, w, b, out, y);
+            if (bf16)
+                t->linear_packed_bf16(x, rows, in, pk, b, out, y);
+            else if (np)
+                t->linear_packed(x, rows, in, pk, b, out, y);
+            else
+                t->linear(x, rows, in, w, b, out, y);
         }
         double ns = (double)(crl_time_mono_ns() - t0) / iters;
         if (ns < best) best = ns;

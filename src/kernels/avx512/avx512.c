@@ -377,42 +377,20 @@ static void avx512_scale(float *x, size_t n, float alpha) {
     }
 }
 
-static const crl_kernels_t avx512_table = {
-    .name = "avx512",
-    .linear = simd_linear,
-    .relu = avx512_relu,
-    .tanh = avx512_tanh,
-    .exp = avx512_exp,
-    .erf = avx512_erf,
-    .sigmoid = avx512_sigmoid,
-    .clip = avx512_clip,
-    .add_row = avx512_add_row,
-    .scale = avx512_scale,
-    .pack_size = simd_pack_size,
-    .pack = simd_pack,
-    .linear_packed = simd_linear_packed,
-    .linear_relu = simd_linear_relu,
-    .linear_packed_relu = simd_linear_packed_relu,
-};
+/* The float32 entries, shared by both variants of the table. */
+#define AVX512_F32_ENTRIES                                                                         \
+    .name = "avx512", .linear = simd_linear, .relu = avx512_relu, .tanh = avx512_tanh,             \
+    .exp = avx512_exp, .erf = avx512_erf, .sigmoid = avx512_sigmoid, .clip = avx512_clip,          \
+    .add_row = avx512_add_row, .scale = avx512_scale, .pack_size = simd_pack_size,                 \
+    .pack = simd_pack, .linear_packed = simd_linear_packed, .linear_relu = simd_linear_relu,       \
+    .linear_packed_relu = simd_linear_packed_relu
+
+static const crl_kernels_t avx512_table = {AVX512_F32_ENTRIES};
 
 /* The same table with the bfloat16 entries of avx512bf16/ (kernels.h: why two variants). Only
  * pointers to them here: this file is compiled without -mavx512bf16. */
 static const crl_kernels_t avx512_bf16_table = {
-    .name = "avx512",
-    .linear = simd_linear,
-    .relu = avx512_relu,
-    .tanh = avx512_tanh,
-    .exp = avx512_exp,
-    .erf = avx512_erf,
-    .sigmoid = avx512_sigmoid,
-    .clip = avx512_clip,
-    .add_row = avx512_add_row,
-    .scale = avx512_scale,
-    .pack_size = simd_pack_size,
-    .pack = simd_pack,
-    .linear_packed = simd_linear_packed,
-    .linear_relu = simd_linear_relu,
-    .linear_packed_relu = simd_linear_packed_relu,
+    AVX512_F32_ENTRIES,
     .pack_bf16_size = crl_kernels__bf16_pack_size,
     .pack_bf16 = crl_kernels__bf16_pack,
     .linear_packed_bf16 = crl_kernels__bf16_linear_packed,
