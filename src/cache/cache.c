@@ -15,7 +15,9 @@ typedef struct sip {
     size_t ntail, total;
 } sip_t;
 
-static inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+static inline uint64_t rotl(uint64_t x, int b) {
+    return (x << b) | (x >> (64 - b));
+}
 
 static inline uint64_t load64(const uint8_t *p) {
     uint64_t v = 0;
@@ -117,8 +119,8 @@ crl_cache_model_id_t crl_cache_model_id(const char *version, const char *const *
     return id;
 }
 
-crl_cache_key_t crl_cache_key(const crl_cache_model_id_t *model, int deterministic,
-                              const float *x, size_t rows, size_t width) {
+crl_cache_key_t crl_cache_key(const crl_cache_model_id_t *model, int deterministic, const float *x,
+                              size_t rows, size_t width) {
     sip_t s;
     crl_cache_key_t k;
     uint8_t hdr[16 + 1 + 8];
@@ -140,7 +142,9 @@ crl_cache_key_t crl_cache_key(const crl_cache_model_id_t *model, int determinist
 
 /* ---- front ----------------------------------------------------------------------------------- */
 
-static uint64_t mono_ns(void) { return crl_time_mono_ns(); }
+static uint64_t mono_ns(void) {
+    return crl_time_mono_ns();
+}
 
 static void copy_str(char *dst, size_t cap, const char *src) {
     size_t n = src ? strlen(src) : 0;
@@ -212,7 +216,9 @@ const char *crl_cache_backend_name(crl_cache_backend b) {
     return b == CRL_CACHE_MEMORY ? "memory" : b == CRL_CACHE_REDIS ? "redis" : "none";
 }
 
-size_t crl_cache_max_observations(const crl_cache_t *c) { return c ? c->o.max_observations : 0; }
+size_t crl_cache_max_observations(const crl_cache_t *c) {
+    return c ? c->o.max_observations : 0;
+}
 
 crl_cache_result crl_cache_get(crl_cache_local_t *l, const crl_cache_key_t *key, float *actions) {
     if (l == NULL || key->n == 0 || key->n > l->c->o.max_observations) return CRL_CACHE_MISS;

@@ -75,8 +75,8 @@ size_t crl_cache_max_observations(const crl_cache_t *c);      /* 0 for NULL */
 
 /* `hashes` is `n` lowercase hex strings; any may be NULL. */
 crl_cache_model_id_t crl_cache_model_id(const char *version, const char *const *hashes, size_t n);
-crl_cache_key_t crl_cache_key(const crl_cache_model_id_t *model, int deterministic,
-                              const float *x, size_t rows, size_t width);
+crl_cache_key_t crl_cache_key(const crl_cache_model_id_t *model, int deterministic, const float *x,
+                              size_t rows, size_t width);
 
 /* get: on a hit copies key->n * 3 floats into actions. put: stores them (errors are reported,
  * never fatal). Safe from any thread through that thread's own local. */

@@ -5,7 +5,7 @@
 #include "cache/cache.h"
 
 /* Bytes of one stored value: the rows then the [rows x 3] floats. */
-#define CRL_CACHE__FLOATS(rows) ((size_t)(rows) * 3u)
+#define CRL_CACHE__FLOATS(rows) ((size_t)(rows)*3u)
 
 typedef struct crl_cache_mem crl_cache_mem_t;
 typedef struct crl_cache_redis crl_cache_redis_t;

@@ -46,10 +46,14 @@ static uint32_t *chain_of(shard_t *s, const crl_cache_key_t *k) {
 
 static void lru_unlink(shard_t *s, uint32_t i) {
     entry_t *e = &s->e[i];
-    if (e->prev != NIL) s->e[e->prev].next = e->next;
-    else s->head = e->next;
-    if (e->next != NIL) s->e[e->next].prev = e->prev;
-    else s->tail = e->prev;
+    if (e->prev != NIL)
+        s->e[e->prev].next = e->next;
+    else
+        s->head = e->next;
+    if (e->next != NIL)
+        s->e[e->next].prev = e->prev;
+    else
+        s->tail = e->prev;
     e->prev = e->next = NIL;
 }
 
@@ -194,8 +198,7 @@ void crl_cache__mem_put(crl_cache_mem_t *m, const crl_cache_key_t *k, const floa
     }
     entry_t *e = &s->e[i];
     e->expires_ns = m->ttl_ns ? m->now_ns() + m->ttl_ns : 0;
-    memcpy(s->values + (size_t)i * m->max_floats, actions,
-           CRL_CACHE__FLOATS(k->n) * sizeof(float));
+    memcpy(s->values + (size_t)i * m->max_floats, actions, CRL_CACHE__FLOATS(k->n) * sizeof(float));
     lru_push_front(s, i);
     pthread_mutex_unlock(&s->mu);
 }

@@ -88,8 +88,7 @@ static int connect_(crl_cache_redis_t *r) {
         drop(r, "cannot set the timeout");
         return -1;
     }
-    if (r->c->password[0] &&
-        command_ok(r, redisCommand(r->ctx, "AUTH %s", r->c->password)) != 0) {
+    if (r->c->password[0] && command_ok(r, redisCommand(r->ctx, "AUTH %s", r->c->password)) != 0) {
         if (r->ctx) drop(r, "AUTH failed");
         return -1;
     }

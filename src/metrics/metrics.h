@@ -66,7 +66,11 @@ void crl_metrics_http(crl_metrics_shard_t *s, crl_route r, crl_method m, int sta
 void crl_metrics_inference(crl_metrics_shard_t *s, int ok, size_t batch, int deterministic,
                            uint64_t dur_ns);
 /* One response-cache lookup: a hit, a miss, or a backend failure (computed as a miss). */
-typedef enum crl_cache_outcome { CRL_METRICS_CACHE_HIT, CRL_METRICS_CACHE_MISS, CRL_METRICS_CACHE_ERROR } crl_cache_outcome;
+typedef enum crl_cache_outcome {
+    CRL_METRICS_CACHE_HIT,
+    CRL_METRICS_CACHE_MISS,
+    CRL_METRICS_CACHE_ERROR
+} crl_cache_outcome;
 void crl_metrics_cache(crl_metrics_shard_t *s, crl_cache_outcome o);
 
 /* The state the exposition reports besides the shards. */
