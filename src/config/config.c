@@ -1347,7 +1347,11 @@ void crl_config_write_yaml(const crl_config_t *c, crl_buf *out) {
             if (!any) crl_buf_puts(out, "\n");
             size_t start = out->len;
             crl_buf_printf(out, "  %s: ", k_opts[i].key);
-            format_value(c, &k_opts[i], out);
+            /* A secret is shown as set or not, never printed (logs and bug reports quote this). */
+            if (k_opts[i].off == offsetof(crl_config_t, cache.password) && c->cache.password[0])
+                crl_buf_puts(out, "\"(hidden)\"");
+            else
+                format_value(c, &k_opts[i], out);
             size_t width = out->len - start;
             crl_buf_printf(out, "%*s# %s\n", width < 44 ? (int)(44 - width) : 1, "",
                            c->src[i].where);

@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from harness import DATA, Server, copy_example, main
+from harness import BIN, DATA, Server, copy_example, main
 
 POLICIES = os.path.join(DATA, "artifacts-policies")
 BODY = {"observations": [{"speed": 25.0, "steering": 0.1, "sensors": [0.5, 0.4, 0.3]},
@@ -137,6 +137,11 @@ class MemoryCache(unittest.TestCase):
             self.assertIn("response cache: memory", srv.log())
             st, _, _ = srv.request("POST", "/predict", BODY)
             self.assertEqual(st, 200)
+        env = dict(os.environ, CACHE_BACKEND="redis", CACHE_PASSWORD="s3cret-pw")
+        out = subprocess.run([BIN, "config"], env=env, capture_output=True, text=True).stdout
+        self.assertIn("backend: redis", out)
+        self.assertIn('password: "(hidden)"', out)
+        self.assertNotIn("s3cret-pw", out)
 
 
 class RedisCache(unittest.TestCase):
