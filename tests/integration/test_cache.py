@@ -222,6 +222,31 @@ class RedisCache(unittest.TestCase):
             self.assertEqual(after["errors"], up["errors"])
             self.assertTrue(srv.alive())
 
+    def test_slow_redis_times_out_into_computed_answers(self):
+        with Server(env=self.env(), workers=1) as srv:
+            st, _, want = srv.request("POST", "/predict", BODY)
+            self.assertEqual(st, 200)
+            srv.request("POST", "/predict", BODY)
+            before = counters(srv)
+            self.assertEqual(before["hits"], 1)
+            self.redis.proc.send_signal(signal.SIGSTOP)  # alive but silent: every command times out
+            try:
+                t0 = time.time()
+                for _ in range(5):
+                    st, _, got = srv.request("POST", "/predict", BODY)
+                    self.assertEqual(st, 200)
+                    self.assertEqual(strip_timing(got), strip_timing(want))
+                # One 200 ms timeout, then CACHE_RETRY_MS of computing without trying.
+                self.assertLess(time.time() - t0, 2.0)
+                self.assertGreater(counters(srv)["errors"], before["errors"])
+            finally:
+                self.redis.proc.send_signal(signal.SIGCONT)
+            time.sleep(0.4)
+            hits = counters(srv)["hits"]
+            srv.request("POST", "/predict", BODY)
+            srv.request("POST", "/predict", BODY)
+            self.assertGreater(counters(srv)["hits"], hits)
+
 
 if __name__ == "__main__":
     main()
