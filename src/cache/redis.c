@@ -136,6 +136,7 @@ crl_cache_result crl_cache__redis_put(crl_cache_redis_t *r, const crl_cache_key_
     memcpy(r->val, k_tag, sizeof(k_tag));
     memcpy(r->val + sizeof(k_tag), actions, len - sizeof(k_tag));
     long long px = (long long)(r->c->o.ttl * 1000.0);
+    if (r->c->o.ttl > 0 && px < 1) px = 1; /* a sub-millisecond ttl must not mean "forever" */
     redisReply *rep =
         px > 0 ? redisCommand(r->ctx, "SET %b %b PX %lld", r->key, r->key_len, r->val, len, px)
                : redisCommand(r->ctx, "SET %b %b", r->key, r->key_len, r->val, len);
