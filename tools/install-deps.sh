@@ -8,11 +8,11 @@
 # Run as root (or with sudo). Nothing is downloaded except Debian packages.
 set -eu
 
-pkgs="build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libyaml-dev libsleef-dev zlib1g-dev"
+pkgs="build-essential cmake pkg-config libh2o-evloop-dev libssl-dev libyaml-dev libsleef-dev zlib1g-dev libhiredis-dev"
 for arg in "$@"; do
     case "$arg" in
     --test)
-        pkgs="$pkgs libcmocka-dev python3 python3-h2 curl nghttp2-client clang-format"
+        pkgs="$pkgs libcmocka-dev python3 python3-h2 curl nghttp2-client clang-format redis-server"
         # tests/cross/run-aarch64.sh: the neon kernels and the runtime built for aarch64 and run
         # under qemu; the arm64 libraries come from Debian multiarch (dpkg --add-architecture).
         pkgs="$pkgs gcc-aarch64-linux-gnu qemu-user-static libsleef-dev:arm64 libcmocka-dev:arm64"

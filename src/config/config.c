@@ -35,6 +35,8 @@ static const char *const k_precisions[] = {"float32", "float16", "bfloat16", "in
 static const char *const k_levels[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", NULL};
 static const char *const k_isas[] = {"auto", "generic", "avx2", "avx512", "neon", NULL};
 static const char *const k_efficiency[] = {"low", "medium", "high", NULL};
+/* In the order of crl_cache_backend (cache/cache.h). */
+static const char *const k_cache_backends[] = {"none", "memory", "redis", NULL};
 
 /* ---- why a key has no effect on this platform (NULL: it has one) ---------------------------- */
 
@@ -95,7 +97,16 @@ static const char *ne_mkl(const crl_config_t *c) {
 }
 static const char *ne_cache(const crl_config_t *c) {
     (void)c;
-    return "the response cache is not implemented yet";
+    return "the response cache is sized by cache.size (cache.backend: memory)";
+}
+static const char *ne_not_redis(const crl_config_t *c) {
+    return c->cache.backend == 2 ? NULL : "cache.backend is not redis";
+}
+static const char *ne_not_memory(const crl_config_t *c) {
+    return c->cache.backend == 1 ? NULL : "cache.backend is not memory";
+}
+static const char *ne_no_cache(const crl_config_t *c) {
+    return c->cache.backend != 0 ? NULL : "cache.backend is none";
 }
 static const char *ne_no_helpers(const crl_config_t *c) {
     return c->optimization.compute_threads > 1
@@ -459,7 +470,7 @@ static const opt_t k_opts[] = {
      "Bind threads to this NUMA node's CPUs and memory to the node (numactl --cpunodebind "
      "--membind); -1: no binding."},
     {"optimization", "cache_size", T_INT, OFF(optimization.cache_size), "0", 0, 100000000, NULL,
-     NOENV, NOCLI, 0, ne_cache, "Response cache entries (not implemented yet)."},
+     NOENV, NOCLI, 0, ne_cache, "Kept for the original's configuration files; see cache.size."},
     {"optimization", "enable_cuda", T_BOOL, OFF(optimization.enable_cuda), "false", 0, 0, NULL,
      NOENV, NOCLI, 0, ne_cuda, "CUDA kernels."},
     {"optimization",
@@ -531,6 +542,96 @@ static const opt_t k_opts[] = {
      0,
      ne_apple,
      "Unified memory limit (Apple silicon)."},
+    /* cache */
+    {"cache",
+     "backend",
+     T_ENUM,
+     OFF(cache.backend),
+     "none",
+     0,
+     0,
+     k_cache_backends,
+     NOENV,
+     {"--cache"},
+     0,
+     NULL,
+     "Response cache of POST /predict: none, memory (in this process, LRU) or redis (shared by "
+     "replicas). Only deterministic requests are cached; the key hashes the model version, its "
+     "artifact hashes and the exact preprocessed features, so a hit is the model's own answer "
+     "and a new version never meets an old one. A failing or slow Redis costs a computed "
+     "request and a carla_rl_cache_errors_total count, never a failed one."},
+    {"cache", "size", T_INT, OFF(cache.size), "10000", 1, 100000000, NULL, NOENV, NOCLI, 0,
+     ne_not_memory,
+     "Entries of the memory cache, allocated at start-up (each holds cache.max_observations "
+     "actions); the least recently used goes first."},
+    {"cache", "ttl", T_FLOAT, OFF(cache.ttl), "300", 0, 31536000, NULL, NOENV, NOCLI, 0,
+     ne_no_cache, "Seconds an entry lives; 0: until evicted (memory) or forever (redis)."},
+    {"cache", "max_observations", T_INT, OFF(cache.max_observations), "16", 1, 1024, NULL, NOENV,
+     NOCLI, 0, ne_no_cache, "Requests with more observations than this bypass the cache."},
+    {"cache",
+     "host",
+     T_STR,
+     OFF(cache.host),
+     "127.0.0.1",
+     0,
+     0,
+     NULL,
+     {"REDIS_HOST"},
+     NOCLI,
+     0,
+     ne_not_redis,
+     "Redis host name or address."},
+    {"cache",
+     "port",
+     T_INT,
+     OFF(cache.port),
+     "6379",
+     1,
+     65535,
+     NULL,
+     {"REDIS_PORT"},
+     NOCLI,
+     0,
+     ne_not_redis,
+     "Redis port."},
+    {"cache",
+     "db",
+     T_INT,
+     OFF(cache.db),
+     "0",
+     0,
+     1000000,
+     NULL,
+     {"REDIS_DB"},
+     NOCLI,
+     0,
+     ne_not_redis,
+     "Redis database number (SELECT)."},
+    {"cache",
+     "password",
+     T_STR,
+     OFF(cache.password),
+     "",
+     0,
+     0,
+     NULL,
+     {"REDIS_PASSWORD"},
+     NOCLI,
+     0,
+     ne_not_redis,
+     "Redis AUTH password; empty: no AUTH. Prefer the environment to a file."},
+    {"cache", "key_prefix", T_STR, OFF(cache.key_prefix), "carlarl:", 0, 0, NULL, NOENV, NOCLI, 0,
+     ne_not_redis,
+     "Prefix of every Redis key, so replicas of one service share entries and "
+     "other services do not."},
+    {"cache", "timeout_ms", T_INT, OFF(cache.timeout_ms), "50", 1, 60000, NULL, NOENV, NOCLI, 0,
+     ne_not_redis,
+     "Milliseconds a Redis connect or command may take before the request is computed without "
+     "the cache."},
+    {"cache", "retry_ms", T_INT, OFF(cache.retry_ms), "1000", 0, 3600000, NULL, NOENV, NOCLI, 0,
+     ne_not_redis,
+     "After a Redis failure, each worker computes without the cache for this long before it "
+     "connects again."},
     /* logging */
     {"logging",
      "level",
@@ -1246,7 +1347,11 @@ void crl_config_write_yaml(const crl_config_t *c, crl_buf *out) {
             if (!any) crl_buf_puts(out, "\n");
             size_t start = out->len;
             crl_buf_printf(out, "  %s: ", k_opts[i].key);
-            format_value(c, &k_opts[i], out);
+            /* A secret is shown as set or not, never printed (logs and bug reports quote this). */
+            if (k_opts[i].off == offsetof(crl_config_t, cache.password) && c->cache.password[0])
+                crl_buf_puts(out, "\"(hidden)\"");
+            else
+                format_value(c, &k_opts[i], out);
             size_t width = out->len - start;
             crl_buf_printf(out, "%*s# %s\n", width < 44 ? (int)(44 - width) : 1, "",
                            c->src[i].where);

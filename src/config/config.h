@@ -76,6 +76,19 @@ typedef struct crl_config {
         char cuda_visible_devices[64];
     } optimization;
     struct {
+        int backend; /* crl_cache_backend: none, memory, redis */
+        long size;
+        double ttl; /* seconds; 0: until evicted */
+        long max_observations;
+        char host[256];
+        long port;
+        long db;
+        char password[256];
+        char key_prefix[128];
+        long timeout_ms;
+        long retry_ms;
+    } cache;
+    struct {
         int level; /* crl_log_level */
     } logging;
     struct {

@@ -4,6 +4,7 @@
 #include "core/fmt.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,13 @@ static int status_slot(int status) {
 void crl_metrics_http(crl_metrics_shard_t *s, crl_route r, crl_method m, int status,
                       uint64_t dur_ns) {
     observe_dur(&s->http[r][m][status_slot(status)], dur_ns);
+}
+
+void crl_metrics_cache(crl_metrics_shard_t *s, crl_cache_outcome o) {
+    bump(o == CRL_METRICS_CACHE_HIT    ? &s->cache_hits
+         : o == CRL_METRICS_CACHE_MISS ? &s->cache_misses
+                                       : &s->cache_errors,
+         1);
 }
 
 static int batch_range(size_t b) {
@@ -278,9 +286,33 @@ static void write_process(crl_buf *out, double startup_timestamp) {
     }
 }
 
+static void write_cache(crl_buf *out, const char *backend) {
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } k[] = {
+        {"hits", "Response cache hits", offsetof(crl_metrics_shard_t, cache_hits)},
+        {"misses", "Response cache misses (errors not included)",
+         offsetof(crl_metrics_shard_t, cache_misses)},
+        {"errors", "Response cache backend failures; each request was computed without the cache",
+         offsetof(crl_metrics_shard_t, cache_errors)},
+    };
+    for (size_t j = 0; j < sizeof(k) / sizeof(k[0]); j++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < g_nshards; i++)
+            sum += ld((const _Atomic uint64_t *)((const char *)&g_shards[i] + k[j].off));
+        crl_buf_printf(out,
+                       "# HELP carla_rl_cache_%s_total %s\n# TYPE carla_rl_cache_%s_total counter\n"
+                       "carla_rl_cache_%s_total{backend=\"%s\"} %llu\n",
+                       k[j].name, k[j].help, k[j].name, k[j].name, backend,
+                       (unsigned long long)sum);
+    }
+}
+
 int crl_metrics_write(crl_buf *out, const crl_metrics_state_t *st) {
     write_http(out);
     write_inference(out, st->model_version, st->device);
+    if (st->cache_backend) write_cache(out, st->cache_backend);
     /* Unlike the original, model_loaded is 0 (labelled with the configured version) when no model
      * is loaded, so a ModelNotLoaded alert can fire. */
     const char *v = st->model_version ? st->model_version : st->configured_version;

@@ -53,6 +53,7 @@ typedef struct crl_metrics_shard {
     _Atomic uint64_t inference_ok, inference_err, deterministic;
     crl_hist_t inference_dur[CRL_BATCH_RANGES];
     crl_hist_t batch_size;
+    _Atomic uint64_t cache_hits, cache_misses, cache_errors;
 } crl_metrics_shard_t;
 
 /* Creates `n` shards (one per worker). Call once at start-up. */
@@ -64,6 +65,13 @@ void crl_metrics_http(crl_metrics_shard_t *s, crl_route r, crl_method m, int sta
                       uint64_t dur_ns);
 void crl_metrics_inference(crl_metrics_shard_t *s, int ok, size_t batch, int deterministic,
                            uint64_t dur_ns);
+/* One response-cache lookup: a hit, a miss, or a backend failure (computed as a miss). */
+typedef enum crl_cache_outcome {
+    CRL_METRICS_CACHE_HIT,
+    CRL_METRICS_CACHE_MISS,
+    CRL_METRICS_CACHE_ERROR
+} crl_cache_outcome;
+void crl_metrics_cache(crl_metrics_shard_t *s, crl_cache_outcome o);
 
 /* The state the exposition reports besides the shards. */
 typedef struct crl_metrics_state {
@@ -77,6 +85,7 @@ typedef struct crl_metrics_state {
     const char *isa;       /* the kernel table in use */
     const char *precision; /* model.precision */
     int workers;
+    const char *cache_backend; /* "memory" or "redis"; NULL: no cache, no cache metrics */
 } crl_metrics_state_t;
 
 /* Appends the whole text exposition (format 0.0.4). */

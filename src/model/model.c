@@ -226,9 +226,19 @@ static inline float clampf(float v, float lo, float hi) {
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+void crl_model_preprocess(const crl_model_t *m, const crl_predict_req_t *req, float *x) {
+    crl_preproc_apply(&m->pre, req, m->in_width - 2, x);
+}
+
 crl_status crl_model_predict(const crl_model_t *m, crl_nn_ws_t *ws, const crl_predict_req_t *req,
                              float *x, float *y, float *actions, crl_err *err) {
-    crl_preproc_apply(&m->pre, req, m->in_width - 2, x);
+    crl_model_preprocess(m, req, x);
+    return crl_model_predict_features(m, ws, req, x, y, actions, err);
+}
+
+crl_status crl_model_predict_features(const crl_model_t *m, crl_nn_ws_t *ws,
+                                      const crl_predict_req_t *req, const float *x, float *y,
+                                      float *actions, crl_err *err) {
     crl_status st = crl_nn_split_run(m->split, m->graph, ws, x, req->n, y);
     if (st != CRL_OK) return crl_err_set(err, st, "forward pass failed");
     const crl_policy_t *pol = &m->card->policy;

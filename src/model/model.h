@@ -67,6 +67,12 @@ void crl_model_unref(crl_model_t *m); /* NULL-safe */
  * out. Returns CRL_ERANGE when an output is NaN. */
 crl_status crl_model_predict(const crl_model_t *m, crl_nn_ws_t *ws, const crl_predict_req_t *req,
                              float *x, float *y, float *actions, crl_err *err);
+/* crl_model_predict in two steps, for the response cache (whose key hashes the features):
+ * preprocess writes the [n x in_width] features into x; predict_features runs the rest on them. */
+void crl_model_preprocess(const crl_model_t *m, const crl_predict_req_t *req, float *x);
+crl_status crl_model_predict_features(const crl_model_t *m, crl_nn_ws_t *ws,
+                                      const crl_predict_req_t *req, const float *x, float *y,
+                                      float *actions, crl_err *err);
 
 /* A version directory found under the artifact root. */
 typedef struct crl_version_entry {

@@ -55,6 +55,16 @@ static void pin_memory(crl_worker_t *w) {
     }
 }
 
+/* The model's identity in cache keys: its version label and the card's artifact hashes, so new
+ * weights under an old label never meet the old answers either. */
+static crl_cache_model_id_t model_id(const crl_model_t *m) {
+    const char *h[16] = {0};
+    size_t n = m->card->n_hashes < 16 ? m->card->n_hashes : 16;
+    for (size_t i = 0; i < n; i++)
+        h[i] = m->card->hashes[i].hex;
+    return crl_cache_model_id(m->version, h, n);
+}
+
 /* Takes the registry's current model when it changed since the last request: one relaxed load on
  * the hot path. Returns 0 on success (w->model may still be NULL: no model loaded). */
 int crl_server__refresh_model(crl_worker_t *w) {
@@ -66,6 +76,7 @@ int crl_server__refresh_model(crl_worker_t *w) {
     if (m == NULL) return 0;
     const size_t rows = CRL_PREDICT_MAX_OBSERVATIONS;
     w->model = m;
+    w->model_id = model_id(m);
     w->x = malloc(rows * m->in_width * sizeof(float));
     w->y = malloc(rows * m->out_width * sizeof(float));
     w->actions = malloc(rows * CRL_ACTIONS * sizeof(float));
@@ -278,6 +289,8 @@ static void on_metrics(crl_rctx_t *rc) {
         .isa = crl__srv.isa,
         .precision = crl_config_precision_name(crl__srv.cfg->model.precision),
         .workers = crl__srv.nworkers,
+        .cache_backend =
+            crl__srv.cache ? crl_cache_backend_name(crl_cache_backend_of(crl__srv.cache)) : NULL,
     };
     crl_metrics_write(b, &st);
     char *body = h2o_mem_alloc_pool(&rc->req->pool, b->len);
@@ -350,6 +363,9 @@ static void send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr, cons
     crl_server__send_error(rc, 500, "INFERENCE_ERROR", "Inference failed", b->data);
 }
 
+static void send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_model_t *m,
+                         double ms);
+
 static void predict(crl_rctx_t *rc) {
     crl_worker_t *w = rc->w;
     h2o_req_t *req = rc->req;
@@ -385,15 +401,40 @@ static void predict(crl_rctx_t *rc) {
 
     uint64_t t0 = crl_time_mono_ns();
     crl_err err = {{0}};
-    st = crl_model_predict(m, w->ws, &pr, w->x, w->y, w->actions, &err);
+    crl_model_preprocess(m, &pr, w->x);
+    /* Step 3, the response cache: deterministic requests only (a sample must stay a fresh draw),
+     * keyed on the exact features. A backend failure reads as a miss and is counted. */
+    crl_cache_key_t key;
+    int cacheable =
+        w->cache && pr.deterministic && pr.n <= crl_cache_max_observations(crl__srv.cache);
+    if (cacheable) {
+        key = crl_cache_key(&w->model_id, pr.deterministic, w->x, pr.n, m->in_width);
+        crl_cache_result r = crl_cache_get(w->cache, &key, w->actions);
+        crl_metrics_cache(w->metrics, r == CRL_CACHE_HIT    ? CRL_METRICS_CACHE_HIT
+                                      : r == CRL_CACHE_MISS ? CRL_METRICS_CACHE_MISS
+                                                            : CRL_METRICS_CACHE_ERROR);
+        if (r == CRL_CACHE_HIT) {
+            uint64_t th = crl_time_mono_ns();
+            return send_actions(rc, &pr, m, (double)(th - t0) * 1e-6);
+        }
+    }
+    st = crl_model_predict_features(m, w->ws, &pr, w->x, w->y, w->actions, &err);
     uint64_t t1 = crl_time_mono_ns();
     crl_metrics_inference(w->metrics, st == CRL_OK, pr.n, pr.deterministic, t1 - t0);
     if (st != CRL_OK) return send_predict_error(rc, &pr, err.msg);
+    if (cacheable && crl_cache_put(w->cache, &key, w->actions) == CRL_CACHE_ERROR)
+        crl_metrics_cache(w->metrics, CRL_METRICS_CACHE_ERROR);
+    send_actions(rc, &pr, m, (double)(t1 - t0) * 1e-6);
+}
 
-    size_t cap = crl_json_predict_response_cap(pr.n, strlen(m->version));
+static void send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_model_t *m,
+                         double ms) {
+    crl_worker_t *w = rc->w;
+    h2o_req_t *req = rc->req;
+    size_t cap = crl_json_predict_response_cap(pr->n, strlen(m->version));
     char *out = h2o_mem_alloc_pool(&req->pool, cap);
-    size_t len = crl_json_predict_response(out, w->actions, pr.n, m->version,
-                                           (double)(t1 - t0) * 1e-6, pr.deterministic);
+    size_t len =
+        crl_json_predict_response(out, w->actions, pr->n, m->version, ms, pr->deterministic);
     crl_server__send(rc, 200, k_json, out, len);
 }
 

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
 #include "core/buf.h"
 #include "json/predict.h"
 #include "metrics/metrics.h"
@@ -35,6 +36,9 @@ typedef struct crl_worker {
     crl_nn_ws_t *ws;
     float *x, *y, *actions;
     uint64_t rng[2];
+    /* The response cache (NULL: cache.backend none) and the current model's identity in keys. */
+    crl_cache_local_t *cache;
+    crl_cache_model_id_t model_id;
     crl_buf scratch; /* cold-path response bodies */
     crl_buf details; /* the details object of an error envelope, built before the envelope */
 } crl_worker_t;
@@ -52,7 +56,8 @@ typedef struct crl_server {
     uint64_t started_mono;
     const char *strategy; /* /versions selection_strategy */
     const char *git;
-    atomic_int warmed; /* POST /warmup succeeded at least once, or load-time warm-up */
+    atomic_int warmed;  /* POST /warmup succeeded at least once, or load-time warm-up */
+    crl_cache_t *cache; /* cache.backend (NULL: none); every worker has a local of it */
 } crl_server_t;
 
 extern crl_server_t crl__srv;

@@ -150,12 +150,15 @@ static crl_status worker_init(crl_worker_t *w, size_t index, int fd, crl_err *er
     }
     if (crl_predict_parser_new(&w->parser) != CRL_OK)
         return crl_err_set(err, CRL_ENOMEM, "out of memory");
+    crl_status st = crl_cache_local_new(crl__srv.cache, &w->cache, err);
+    if (st != CRL_OK) return st;
     w->gen = crl_registry_generation() - 1; /* forces the first refresh */
     return CRL_OK;
 }
 
 static void worker_free(crl_worker_t *w) {
     crl_predict_parser_free(w->parser);
+    crl_cache_local_free(w->cache);
     crl_buf_free(&w->scratch);
     crl_buf_free(&w->details);
     crl_nn_ws_free(w->ws);
@@ -410,6 +413,27 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
         crl_pool_free(crl__srv.pool);
         return crl_err_set(err, CRL_ENOMEM, "out of memory");
     }
+    crl_cache_opts_t co = {.backend = (crl_cache_backend)c->cache.backend,
+                           .size = (size_t)c->cache.size,
+                           .ttl = c->cache.ttl,
+                           .max_observations = (size_t)c->cache.max_observations,
+                           .host = c->cache.host,
+                           .port = (int)c->cache.port,
+                           .db = (int)c->cache.db,
+                           .password = c->cache.password,
+                           .key_prefix = c->cache.key_prefix,
+                           .timeout_ms = (int)c->cache.timeout_ms,
+                           .retry_ms = (int)c->cache.retry_ms};
+    if ((st = crl_cache_new(&co, &crl__srv.cache, err)) != CRL_OK) {
+        free(workers);
+        crl_metrics_free();
+        crl_registry_shutdown();
+        crl_pool_free(crl__srv.pool);
+        return st;
+    }
+    if (crl__srv.cache)
+        CRL_INFO("cache", "response cache: %s (%s)", crl_cache_backend_name(co.backend),
+                 co.backend == CRL_CACHE_MEMORY ? "in process" : co.host);
     configure_h2o(c);
 
     int port = (int)c->server.port, started = 0;
@@ -475,6 +499,8 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
         worker_free(&workers[i]);
     }
     free(workers);
+    crl_cache_free(crl__srv.cache); /* after every worker's local */
+    crl__srv.cache = NULL;
     for (size_t i = 0; i < n_history; i++)
         free(history[i]);
     h2o_config_dispose(&crl__srv.config);
