@@ -414,7 +414,7 @@ static void predict(crl_rctx_t *rc) {
     if (st != CRL_OK) return send_predict_error(rc, &pr, err.msg);
 
     size_t cap = crl_json_predict_response_cap(pr.n, strlen(m->version));
-    char *out = h2o_mem_alloc_pool(&req->pool, cap);
+    char *out = crl_server__body(rc, cap);
     size_t len = crl_json_predict_response(out, w->actions, pr.n, m->version,
                                            (double)(t1 - t0) * 1e-6, pr.deterministic);
     crl_server__send(rc, 200, k_json, out, len);

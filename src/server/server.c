@@ -155,6 +155,7 @@ static crl_status worker_init(crl_worker_t *w, size_t index, int fd, crl_err *er
 }
 
 static void worker_free(crl_worker_t *w) {
+    crl_server__slabs_free(w);
     crl_predict_parser_free(w->parser);
     crl_buf_free(&w->scratch);
     crl_buf_free(&w->details);
