@@ -31,6 +31,7 @@ KINDS = ("malloc", "calloc", "realloc", "aligned")
 WARMUP = 2000
 MEASURED = 10000
 CONNS = 4
+WORKERS = 2  # harness.Server's default
 
 
 def body(n, seed):
@@ -161,15 +162,17 @@ def thread_name(pid, tid):
 
 @unittest.skipUnless(os.path.exists(LIB), "liballoc_count.so not built")
 class HotPathAllocations(unittest.TestCase):
-    def measure(self, srv, reqs):
+    def measure(self, srv, reqs, grow=0):
         counters = Counters(srv, self.report)
         conns = [Conn(srv.port) for _ in range(CONNS)]
         errors = drive(conns, reqs, WARMUP)
         self.assertEqual(errors, [])
         t0, s0 = counters.read()
+        began = time.monotonic()
         errors = drive(conns, reqs, MEASURED)
         self.assertEqual(errors, [])
         t1, s1 = counters.read()
+        elapsed = time.monotonic() - began
         for c in conns:
             c.close()
         pid = srv.proc.pid
@@ -181,15 +184,31 @@ class HotPathAllocations(unittest.TestCase):
                 per_thread[tid] = n
         sites = sorted(((n - s0.get(key, 0), key) for key, n in s1.items()
                         if n - s0.get(key, 0) > 0), reverse=True)
-        report = ["%d x %s at %s" % (n, kind, symbolize(pid, addr)) for n, (kind, addr) in sites]
+        named = [(n, kind, symbolize(pid, addr)) for n, (kind, addr) in sites]
+        report = ["%d x %s at %s" % x for x in named]
+        # Not per request: h2o 2.2.5 renews each worker's cached Date header string once a second
+        # (h2o_context_update_timestamp_cache -> h2o_mem_alloc_shared -> malloc). Allowed up to
+        # one per worker per second of the window (+2 for the edges); a per-request use of
+        # h2o_mem_alloc_shared (10,000 calls) is far above that and still fails.
+        stamp = sum(n for n, _, where in named if "(h2o_mem_alloc_shared " in where)
+        budget = WORKERS * (int(elapsed) + 2)
+        self.assertLessEqual(stamp, budget, "h2o_mem_alloc_shared per request?\n" +
+                             "\n".join(report))
+        # KNOWN DEFECT (bounded): a request larger than the 64 KiB socket input buffer
+        # (server.c CRL_SOCKET_BUFFER) makes h2o_buffer_reserve malloc a larger buffer, freed when
+        # the request is consumed: exactly one malloc per such request. `grow` is that count.
+        grown = sum(n for n, _, where in named if "(h2o_buffer_reserve " in where)
+        self.assertEqual(grown, grow, "\n".join(report))
         main = per_thread.pop(pid, 0)
         if main:
             print("main thread (not the hot path): %d allocations" % main)
         detail = ("allocations per thread: %s\ncall sites:\n  %s" % (
             {"%d (%s)" % (t, thread_name(pid, t)): n for t, n in per_thread.items()},
             "\n  ".join(report)))
-        self.assertEqual(per_thread, {}, "the hot path allocated over %d requests\n%s"
-                         % (MEASURED, detail))
+        self.assertEqual(sum(per_thread.values()) - stamp - grown, 0,
+                         "the hot path allocated over %d requests\n%s" % (MEASURED, detail))
+        print("%d requests in %.2f s: no other allocation (Date cache renewals: %d, known input "
+              "buffer growths: %d)" % (MEASURED, elapsed, stamp, grown))
 
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -201,7 +220,7 @@ class HotPathAllocations(unittest.TestCase):
     def server(self, env=None):
         e = {"LD_PRELOAD": LIB, "CRL_ALLOC_COUNT_FILE": self.report}
         e.update(env or {})
-        return Server(env=e)
+        return Server(env=e, workers=WORKERS)
 
     def test_inline_batch1(self):
         with self.server() as srv:
@@ -210,7 +229,13 @@ class HotPathAllocations(unittest.TestCase):
 
     def test_inline_mixed_batches(self):
         with self.server() as srv:
-            self.measure(srv, [request_bytes(body(n, n)) for n in (1, 7, 32, 100, 3)])
+            self.measure(srv, [request_bytes(body(n, n)) for n in (1, 7, 32, 100, 3, 300)])
+            self.assertEqual(srv.stop(), 0)
+
+    def test_inline_body_over_64k(self):
+        # ~90 KiB bodies: one known malloc per request (see measure); everything else is zero.
+        with self.server() as srv:
+            self.measure(srv, [request_bytes(body(800, 1))], grow=MEASURED)
             self.assertEqual(srv.stop(), 0)
 
 
