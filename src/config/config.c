@@ -455,6 +455,12 @@ static const opt_t k_opts[] = {
      NULL, NOENV, NOCLI, 0, NULL,
      "mlock the model weights and the workers' activation buffers (warns when RLIMIT_MEMLOCK "
      "forbids it)."},
+    {"optimization", "huge_pages", T_BOOL, OFF(optimization.huge_pages), "false", 0, 0, NULL, NOENV,
+     NOCLI, 0, NULL,
+     "Back the workspace arenas (activations, planned at model load for the largest batch) with "
+     "transparent huge pages: madvise(MADV_HUGEPAGE) of each arena of 2 MiB or more, which is "
+     "allocated 2 MiB aligned. Warns when the kernel has THP off; smaller arenas are left as they "
+     "are."},
     {"optimization",
      "numa_node",
      T_INT,

@@ -67,6 +67,7 @@ typedef struct crl_config {
         long parallel_min_rows; /* smallest batch that is split; 0 = measured at load */
         char compute_cpus[256]; /* cpulist for the helper threads; "" = see the doc */
         int memory_pinning;
+        int huge_pages; /* madvise(MADV_HUGEPAGE) the workspace arenas */
         long numa_node; /* -1 = no binding */
         long cache_size;
         int enable_cuda, enable_tensorrt, enable_mps, enable_neural_engine;

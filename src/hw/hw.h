@@ -94,6 +94,11 @@ crl_status crl_hw_numa_bind(int node, crl_err *err);
 /* mlock(2) of [p, p+n) rounded to pages. On failure the message says why, with the
  * RLIMIT_MEMLOCK soft/hard limits when that is the cause. */
 crl_status crl_hw_mlock(const void *p, size_t n, crl_err *err);
+/* Transparent huge pages for [p, p+n): madvise(MADV_HUGEPAGE) of the whole 2 MiB pages inside the
+ * range, adding their bytes to *advised (0 when the range holds no whole huge page). Fails, saying
+ * why, when the kernel has THP off ("never") or refuses the advice. */
+#define CRL_HW_HUGE_PAGE ((size_t)2 << 20)
+crl_status crl_hw_hugepages(void *p, size_t n, size_t *advised, crl_err *err);
 /* Linux hands AMX tile state to a process only on request (arch_prctl ARCH_REQ_XCOMP_PERM); a
  * kernel table using AMX calls this once before its first tile instruction. */
 crl_status crl_hw_amx_request(crl_err *err);

@@ -290,6 +290,29 @@ crl_status crl_hw_mlock(const void *p, size_t n, crl_err *err) {
     return crl_err_set(err, CRL_EIO, "cannot lock %zu KiB in memory: %s", len / 1024, strerror(e));
 }
 
+crl_status crl_hw_hugepages(void *p, size_t n, size_t *advised, crl_err *err) {
+    if (p == NULL || n == 0) return CRL_OK;
+    uintptr_t start = ((uintptr_t)p + CRL_HW_HUGE_PAGE - 1) & ~(uintptr_t)(CRL_HW_HUGE_PAGE - 1);
+    uintptr_t end = ((uintptr_t)p + n) & ~(uintptr_t)(CRL_HW_HUGE_PAGE - 1);
+    if (end <= start) return CRL_OK; /* smaller than one huge page: nothing to gain */
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(mode, sizeof(mode), f)) mode[0] = 0;
+        fclose(f);
+    }
+    if (strstr(mode, "[never]"))
+        return crl_err_set(err, CRL_EUNSUPPORTED,
+                           "transparent huge pages are off on this machine "
+                           "(/sys/kernel/mm/transparent_hugepage/enabled is never); set it to "
+                           "madvise or always");
+    if (madvise((void *)start, (size_t)(end - start), MADV_HUGEPAGE) != 0)
+        return crl_err_set(err, CRL_EUNSUPPORTED, "madvise(MADV_HUGEPAGE) of %zu KiB failed: %s",
+                           (size_t)(end - start) / 1024, strerror(errno));
+    *advised += (size_t)(end - start);
+    return CRL_OK;
+}
+
 crl_status crl_hw_amx_request(crl_err *err) {
 #if defined(__x86_64__)
     /* ARCH_REQ_XCOMP_PERM (0x1023) for XFEATURE_XTILEDATA (18): without it the first tile

@@ -117,13 +117,17 @@ struct crl_nn_ws {
     float **class_ptr[NN_MAX_CLASSES];
 };
 
-static float *alloc_floats(size_t n) {
+static float *alloc_floats_aligned(size_t n, size_t align) {
     void *p = NULL;
     size_t bytes = (n ? n : 1) * sizeof(float);
     /* Round up so every buffer also ends on a cache line: kernels may read whole lines. */
-    bytes = (bytes + NN_ALIGN - 1) & ~(size_t)(NN_ALIGN - 1);
-    if (posix_memalign(&p, NN_ALIGN, bytes) != 0) return NULL;
+    bytes = (bytes + align - 1) & ~(size_t)(align - 1);
+    if (posix_memalign(&p, align, bytes) != 0) return NULL;
     return p;
+}
+
+static float *alloc_floats(size_t n) {
+    return alloc_floats_aligned(n, NN_ALIGN);
 }
 
 /* ---- shapes -------------------------------------------------------------------------------- */
@@ -2072,7 +2076,11 @@ static crl_status plan_classes(const crl_nn_graph_t *g, crl_nn_ws_t *ws) {
      * before its output is complete, so it cannot share with any value: it goes after them. */
     ws->arena_n = top + ((g->scratch + 15) & ~(size_t)15);
     ws->scratch_off = top;
-    if (st == CRL_OK && (ws->arena = alloc_floats(ws->arena_n)) == NULL) st = CRL_ENOMEM;
+    /* An arena of a huge page or more starts and ends on huge-page boundaries, so that
+     * optimization.huge_pages (crl_nn_ws_hugepages) can back all of it with 2 MiB pages. */
+    size_t align = ws->arena_n * sizeof(float) >= CRL_HW_HUGE_PAGE ? CRL_HW_HUGE_PAGE : NN_ALIGN;
+    if (st == CRL_OK && (ws->arena = alloc_floats_aligned(ws->arena_n, align)) == NULL)
+        st = CRL_ENOMEM;
     for (size_t c = 0; c < ws->n_classes && st == CRL_OK; c++) {
         const size_t *oc = c + 1 == ws->n_classes ? ws->off : offs + c * nv;
         if ((ws->class_ptr[c] = calloc(nv, sizeof(float *))) == NULL) {
@@ -2227,4 +2235,8 @@ crl_status crl_nn_graph_mlock(const crl_nn_graph_t *g, size_t *locked, crl_err *
 
 crl_status crl_nn_ws_mlock(const crl_nn_ws_t *ws, size_t *locked, crl_err *err) {
     return lock(ws->arena, ws->arena_n, locked, err);
+}
+
+crl_status crl_nn_ws_hugepages(const crl_nn_ws_t *ws, size_t *advised, crl_err *err) {
+    return crl_hw_hugepages(ws->arena, ws->arena_n * sizeof(float), advised, err);
 }

@@ -202,5 +202,8 @@ crl_status crl_nn_run(const crl_nn_graph_t *g, crl_nn_ws_t *ws, const float *x, 
  * to *locked. On failure the message says why (RLIMIT_MEMLOCK, see hw/hw.h). */
 crl_status crl_nn_graph_mlock(const crl_nn_graph_t *g, size_t *locked, crl_err *err);
 crl_status crl_nn_ws_mlock(const crl_nn_ws_t *ws, size_t *locked, crl_err *err);
+/* optimization.huge_pages: madvise(MADV_HUGEPAGE) of the workspace's arena (one of 2 MiB or more
+ * is allocated 2 MiB aligned), adding the bytes advised (see crl_hw_hugepages). */
+crl_status crl_nn_ws_hugepages(const crl_nn_ws_t *ws, size_t *advised, crl_err *err);
 
 #endif

@@ -100,6 +100,13 @@ crl_status crl_nn_split_run(crl_nn_split_t *s, const crl_nn_graph_t *g, crl_nn_w
     return atomic_load(&j.status);
 }
 
+crl_status crl_nn_split_hugepages(const crl_nn_split_t *s, size_t *advised, crl_err *err) {
+    crl_status st = CRL_OK;
+    for (size_t i = 0; s && i + 1 < s->threads && st == CRL_OK; i++)
+        st = crl_nn_ws_hugepages(s->ws[i], advised, err);
+    return st;
+}
+
 crl_status crl_nn_split_mlock(const crl_nn_split_t *s, size_t *locked, crl_err *err) {
     crl_status st = CRL_OK;
     for (size_t i = 0; s && i + 1 < s->threads && st == CRL_OK; i++)

@@ -41,5 +41,7 @@ crl_status crl_nn_split_run(crl_nn_split_t *s, const crl_nn_graph_t *g, crl_nn_w
 
 /* Memory pinning of the helpers' workspaces (see crl_nn_ws_mlock). */
 crl_status crl_nn_split_mlock(const crl_nn_split_t *s, size_t *locked, crl_err *err);
+/* Transparent huge pages for the helpers' arenas (see crl_nn_ws_hugepages). */
+crl_status crl_nn_split_hugepages(const crl_nn_split_t *s, size_t *advised, crl_err *err);
 
 #endif

@@ -65,6 +65,27 @@ static crl_cache_model_id_t model_id(const crl_model_t *m) {
     return crl_cache_model_id(m->version, h, n);
 }
 
+/* optimization.huge_pages: transparent huge pages for this worker's arenas. */
+static void advise_huge_pages(crl_worker_t *w) {
+    static atomic_int reported;
+    size_t advised = 0;
+    crl_err err = {{0}};
+    crl_status st = crl_nn_ws_hugepages(w->ws, &advised, &err);
+    if (st == CRL_OK) st = crl_nn_split_hugepages(w->model->split, &advised, &err);
+    if (atomic_exchange(&reported, 1) == 0) {
+        if (st != CRL_OK)
+            CRL_WARN("huge_pages", "optimization.huge_pages is on but %s", err.msg);
+        else if (advised == 0)
+            CRL_INFO("huge_pages",
+                     "optimization.huge_pages: no arena reaches 2 MiB (worker %zu's "
+                     "is %zu KiB); left on normal pages",
+                     w->index, crl_nn_ws_arena_floats(w->ws) * sizeof(float) / 1024);
+        else
+            CRL_INFO("huge_pages", "advised %zu KiB of arenas to use huge pages (worker %zu)",
+                     advised / 1024, w->index);
+    }
+}
+
 /* Takes the registry's current model when it changed since the last request: one relaxed load on
  * the hot path. Returns 0 on success (w->model may still be NULL: no model loaded). */
 int crl_server__refresh_model(crl_worker_t *w) {
@@ -86,6 +107,8 @@ int crl_server__refresh_model(crl_worker_t *w) {
         w->gen = gen - 1; /* try again on the next request */
         return -1;
     }
+    /* Huge pages first: mlock faults the pages in, and they should be huge ones. */
+    if (crl__srv.cfg->optimization.huge_pages) advise_huge_pages(w);
     if (crl__srv.cfg->optimization.memory_pinning) pin_memory(w);
     return 0;
 }
@@ -430,9 +453,8 @@ static void predict(crl_rctx_t *rc) {
 static void send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_model_t *m,
                          double ms) {
     crl_worker_t *w = rc->w;
-    h2o_req_t *req = rc->req;
     size_t cap = crl_json_predict_response_cap(pr->n, strlen(m->version));
-    char *out = h2o_mem_alloc_pool(&req->pool, cap);
+    char *out = crl_server__body(rc, cap);
     size_t len =
         crl_json_predict_response(out, w->actions, pr->n, m->version, ms, pr->deterministic);
     crl_server__send(rc, 200, k_json, out, len);

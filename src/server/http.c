@@ -3,6 +3,7 @@
 #include "server/internal.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -71,6 +72,66 @@ static size_t fmt_seconds(char *out, uint64_t ns) {
     return n + 9;
 }
 
+/* h2o 2.2.5 h2o_mem_alloc_pool: sizes >= sizeof(chunk bytes) / 4 (4088 / 4) are malloc'd. */
+#define POOL_DIRECT 1000
+
+static size_t slab_bytes(unsigned cls) {
+    return (size_t)4096 << (2 * cls);
+}
+
+static void slab_release(crl_resp_slab_t *s) {
+    crl_worker_t *w = s->w;
+    s->next = w->slabs[s->cls];
+    w->slabs[s->cls] = s;
+}
+
+/* The body is written: end the response, then the slab is free again. */
+static void slab_proceed(h2o_generator_t *gen, h2o_req_t *req) {
+    crl_resp_slab_t *s = H2O_STRUCT_FROM_MEMBER(crl_resp_slab_t, gen, gen);
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    slab_release(s);
+}
+
+/* The request went away (client gone) before the body was written. */
+static void slab_stop(h2o_generator_t *gen, h2o_req_t *req) {
+    (void)req;
+    slab_release(H2O_STRUCT_FROM_MEMBER(crl_resp_slab_t, gen, gen));
+}
+
+char *crl_server__body(crl_rctx_t *rc, size_t cap) {
+    unsigned cls = 0;
+    while (cls < CRL_SLAB_CLASSES && slab_bytes(cls) < cap)
+        cls++;
+    if (cap < POOL_DIRECT || cls == CRL_SLAB_CLASSES || rc->slab != NULL)
+        return h2o_mem_alloc_pool(&rc->req->pool, cap);
+    crl_worker_t *w = rc->w;
+    crl_resp_slab_t *s = w->slabs[cls];
+    if (s != NULL) {
+        w->slabs[cls] = s->next;
+    } else {
+        if (w->n_slabs[cls] >= CRL_SLABS_MAX || (s = malloc(sizeof(*s) + slab_bytes(cls))) == NULL)
+            return h2o_mem_alloc_pool(&rc->req->pool, cap);
+        w->n_slabs[cls]++;
+        s->w = w;
+        s->cls = cls;
+        s->gen.proceed = slab_proceed;
+        s->gen.stop = slab_stop;
+    }
+    s->next = NULL;
+    rc->slab = s;
+    return s->data;
+}
+
+void crl_server__slabs_free(crl_worker_t *w) {
+    for (unsigned c = 0; c < CRL_SLAB_CLASSES; c++) {
+        while (w->slabs[c] != NULL) {
+            crl_resp_slab_t *s = w->slabs[c];
+            w->slabs[c] = s->next;
+            free(s);
+        }
+    }
+}
+
 void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char *body, size_t len) {
     h2o_req_t *req = rc->req;
     req->res.status = status;
@@ -89,6 +150,20 @@ void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char 
                 (int)(req->path.len < 200 ? req->path.len : 200), req->path.base, status,
                 (double)dur * 1e-6, rc->rid);
 
+    crl_resp_slab_t *slab = rc->slab;
+    if (slab != NULL && body >= slab->data && body < slab->data + slab_bytes(slab->cls)) {
+        /* Sent in progress; the final (empty) send and the slab's release follow once h2o has
+         * written it (slab_proceed), or the release alone if the request is dropped (slab_stop). */
+        rc->slab = NULL;
+        h2o_start_response(req, &slab->gen);
+        h2o_iovec_t buf = h2o_iovec_init(body, rc->method == CRL_METHOD_HEAD ? 0 : len);
+        h2o_send(req, &buf, buf.len ? 1 : 0, H2O_SEND_STATE_IN_PROGRESS);
+        return;
+    }
+    if (slab != NULL) { /* taken, then not used (an error answered instead) */
+        rc->slab = NULL;
+        slab_release(slab);
+    }
     h2o_start_response(req, &k_generator);
     if (rc->method == CRL_METHOD_HEAD) {
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);

@@ -15,6 +15,22 @@
 #include "model/model.h"
 #include "config/config.h"
 
+/* A response body that outlives its handler without a malloc per request: h2o 2.2.5's
+ * h2o_mem_alloc_pool mallocs (and frees) every allocation of a quarter chunk (~1 KiB) or more, so
+ * larger /predict bodies come from per-worker free lists of slabs (size classes 4, 16, 64, 256
+ * KiB), each slab returned when h2o has written it (the generator's proceed) or dropped the
+ * request (its stop). Slabs are made on demand up to the worker's peak number of large responses
+ * in flight (at most CRL_SLABS_MAX per class) and kept until the worker ends. */
+#define CRL_SLAB_CLASSES 4
+#define CRL_SLABS_MAX 32
+typedef struct crl_resp_slab {
+    struct crl_resp_slab *next;
+    struct crl_worker *w;
+    h2o_generator_t gen;
+    unsigned cls;
+    char data[];
+} crl_resp_slab_t;
+
 typedef struct crl_worker {
     h2o_context_t ctx; /* first: handlers find their worker from req->conn->ctx */
     h2o_accept_ctx_t accept_ctx;
@@ -41,6 +57,8 @@ typedef struct crl_worker {
     crl_cache_model_id_t model_id;
     crl_buf scratch; /* cold-path response bodies */
     crl_buf details; /* the details object of an error envelope, built before the envelope */
+    crl_resp_slab_t *slabs[CRL_SLAB_CLASSES]; /* free response slabs per size class */
+    size_t n_slabs[CRL_SLAB_CLASSES];         /* made, free or in flight */
 } crl_worker_t;
 
 /* Process-wide server state, read-only after start-up except where atomic. */
@@ -70,7 +88,8 @@ typedef struct crl_rctx {
     crl_method method;
     char rid[64];
     size_t rid_len;
-    h2o_iovec_t origin; /* CORS: the request's Origin, base == NULL if absent */
+    h2o_iovec_t origin;    /* CORS: the request's Origin, base == NULL if absent */
+    crl_resp_slab_t *slab; /* the body's slab (crl_server__body), sent by crl_server__send */
 } crl_rctx_t;
 
 /* handlers.c */
@@ -79,6 +98,12 @@ int crl_server__refresh_model(crl_worker_t *w);
 
 /* http.c: sending. Every response gets Content-Type, X-Request-ID, X-Process-Time and CORS. */
 void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char *body, size_t len);
+/* cap bytes for a response body that crl_server__send then sends: from the request pool when
+ * small, else from a response slab (see crl_resp_slab_t), else (larger than 256 KiB, or too many
+ * in flight) from the pool. At most one slab per request. */
+char *crl_server__body(crl_rctx_t *rc, size_t cap);
+/* Frees a worker's free response slabs (at its end, when none is in flight). */
+void crl_server__slabs_free(crl_worker_t *w);
 /* The envelope {error, message, details{<details_json>, request_id}, timestamp}. details_json is
  * the inside of the details object (NULL, "" or "\"k\":v,..."), usually built in w->details. */
 void crl_server__send_error(crl_rctx_t *rc, int status, const char *code, const char *message,

@@ -734,8 +734,40 @@ static void test_mlock_refused_message(void **state) {
     assert_non_null(strstr(msg, "1024 KiB"));
 }
 
+/* optimization.huge_pages: only whole 2 MiB pages inside the range are advised. */
+static void test_hugepages(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    size_t advised = 0;
+    char small[64];
+    assert_int_equal(crl_hw_hugepages(small, sizeof(small), &advised, &err), CRL_OK);
+    assert_int_equal(advised, 0);
+    void *p = NULL;
+    const size_t n = 3 * CRL_HW_HUGE_PAGE;
+    assert_int_equal(posix_memalign(&p, CRL_HW_HUGE_PAGE, n), 0);
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(mode, sizeof(mode), f)) mode[0] = 0;
+        fclose(f);
+    }
+    crl_status st = crl_hw_hugepages(p, n, &advised, &err);
+    if (strstr(mode, "[never]")) {
+        assert_int_equal(st, CRL_EUNSUPPORTED);
+        assert_non_null(strstr(err.msg, "never"));
+    } else if (mode[0]) {
+        if (st != CRL_OK) fail_msg("madvise: %s", err.msg);
+        assert_int_equal(advised, n);
+        advised = 0; /* an unaligned start loses its first (partial) huge page */
+        assert_int_equal(crl_hw_hugepages((char *)p + 5, n - 5, &advised, &err), CRL_OK);
+        assert_int_equal(advised, n - CRL_HW_HUGE_PAGE);
+    }
+    free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hugepages),
         cmocka_unit_test(test_cpulist_parse_valid),
         cmocka_unit_test(test_cpulist_parse_errors),
         cmocka_unit_test(test_cpulist_format),
