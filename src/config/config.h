@@ -77,6 +77,17 @@ typedef struct crl_config {
         char cuda_visible_devices[64];
     } optimization;
     struct {
+        int enabled;
+        long max_batch_size;     /* rows per forward pass */
+        long max_queue_delay_us; /* how long the oldest request waits for company */
+        crl_strlist_t preferred_batch_sizes;
+        long max_queue_rows;  /* beyond it: overflow_status */
+        long overflow_status; /* 503 (with Retry-After) or 429 */
+        long retry_after;     /* seconds, the Retry-After of an overflow answer */
+        long timeout_ms;      /* a request still queued after this gets 503, no compute spent */
+        char cpus[256];       /* cpulist for the batcher thread; "" = see the doc */
+    } batching;
+    struct {
         int backend; /* crl_cache_backend: none, memory, redis */
         long size;
         double ttl; /* seconds; 0: until evicted */

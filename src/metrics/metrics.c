@@ -100,9 +100,18 @@ static int batch_range(size_t b) {
 
 void crl_metrics_inference(crl_metrics_shard_t *s, int ok, size_t batch, int deterministic,
                            uint64_t dur_ns) {
+    crl_metrics_request(s, ok, batch, deterministic, dur_ns);
+    crl_metrics_batch(s, batch);
+}
+
+void crl_metrics_request(crl_metrics_shard_t *s, int ok, size_t batch, int deterministic,
+                         uint64_t dur_ns) {
     bump(ok ? &s->inference_ok : &s->inference_err, 1);
     if (deterministic) bump(&s->deterministic, 1);
     observe_dur(&s->inference_dur[batch_range(batch)], dur_ns);
+}
+
+void crl_metrics_batch(crl_metrics_shard_t *s, size_t batch) {
     crl_hist_t *h = &s->batch_size;
     int b = 0;
     while (b < CRL_BATCH_BUCKETS && (double)batch > k_batch_bounds[b])
@@ -232,7 +241,8 @@ static void write_inference(crl_buf *out, const char *ver, const char *dev) {
         write_hist(out, "carla_rl_inference_duration_seconds", labels, k_dur_bounds,
                    CRL_DUR_BUCKETS, buckets, count, (double)sum * 1e-9);
     }
-    crl_buf_puts(out, "# HELP carla_rl_batch_size Observations per inference request\n"
+    crl_buf_puts(out, "# HELP carla_rl_batch_size Observations per forward pass (per request "
+                      "inline; per merged batch with batching.enabled)\n"
                       "# TYPE carla_rl_batch_size histogram\n");
     sum_hist(pick_batch, NULL, buckets, CRL_BATCH_BUCKETS, &count, &sum);
     if (ver && count) {
@@ -313,6 +323,12 @@ int crl_metrics_write(crl_buf *out, const crl_metrics_state_t *st) {
     write_http(out);
     write_inference(out, st->model_version, st->device);
     if (st->cache_backend) write_cache(out, st->cache_backend);
+    if (st->batch_queue_rows >= 0)
+        crl_buf_printf(out,
+                       "# HELP carla_rl_batch_queue_rows Rows admitted to the dynamic batcher and "
+                       "not yet answered\n# TYPE carla_rl_batch_queue_rows gauge\n"
+                       "carla_rl_batch_queue_rows %ld\n",
+                       st->batch_queue_rows);
     /* Unlike the original, model_loaded is 0 (labelled with the configured version) when no model
      * is loaded, so a ModelNotLoaded alert can fire. */
     const char *v = st->model_version ? st->model_version : st->configured_version;

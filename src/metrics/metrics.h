@@ -65,6 +65,11 @@ void crl_metrics_http(crl_metrics_shard_t *s, crl_route r, crl_method m, int sta
                       uint64_t dur_ns);
 void crl_metrics_inference(crl_metrics_shard_t *s, int ok, size_t batch, int deterministic,
                            uint64_t dur_ns);
+/* crl_metrics_inference in two parts, for the dynamic batcher: the request (counts, duration)
+ * on its worker's shard, and each executed forward pass's rows on the batcher's shard. */
+void crl_metrics_request(crl_metrics_shard_t *s, int ok, size_t batch, int deterministic,
+                         uint64_t dur_ns);
+void crl_metrics_batch(crl_metrics_shard_t *s, size_t batch);
 /* One response-cache lookup: a hit, a miss, or a backend failure (computed as a miss). */
 typedef enum crl_cache_outcome {
     CRL_METRICS_CACHE_HIT,
@@ -86,6 +91,7 @@ typedef struct crl_metrics_state {
     const char *precision; /* model.precision */
     int workers;
     const char *cache_backend; /* "memory" or "redis"; NULL: no cache, no cache metrics */
+    long batch_queue_rows;     /* the batcher's queue depth; -1: batching off, no gauge */
 } crl_metrics_state_t;
 
 /* Appends the whole text exposition (format 0.0.4). */

@@ -236,20 +236,33 @@ crl_status crl_model_predict(const crl_model_t *m, crl_nn_ws_t *ws, const crl_pr
     return crl_model_predict_features(m, ws, req, x, y, actions, err);
 }
 
-crl_status crl_model_predict_features(const crl_model_t *m, crl_nn_ws_t *ws,
-                                      const crl_predict_req_t *req, const float *x, float *y,
-                                      float *actions, crl_err *err) {
-    crl_status st = crl_nn_split_run(m->split, m->graph, ws, x, req->n, y);
+crl_status crl_model_forward(const crl_model_t *m, crl_nn_ws_t *ws, const float *x, size_t n,
+                             float *y, crl_err *err) {
+    crl_status st = crl_nn_split_run(m->split, m->graph, ws, x, n, y);
     if (st != CRL_OK) return crl_err_set(err, st, "forward pass failed");
+    return CRL_OK;
+}
+
+crl_status crl_model_head(const crl_model_t *m, const crl_predict_req_t *req, const float *y,
+                          float *actions, crl_err *err) {
     const crl_policy_t *pol = &m->card->policy;
     /* A request without a seed samples with a fresh one; only a sampling head needs it. */
     uint64_t seed = req->has_seed ? req->seed : 0;
     if (!req->has_seed && !req->deterministic && pol->type != CRL_POLICY_DETERMINISTIC)
         seed = crl_policy_fresh_seed();
-    st = crl_policy_apply(pol, y, m->out_width, req->n, req->deterministic, seed, actions, err);
+    crl_status st =
+        crl_policy_apply(pol, y, m->out_width, req->n, req->deterministic, seed, actions, err);
     if (st != CRL_OK) return st;
     const float *lo = m->card->action_lo, *hi = m->card->action_hi;
     for (size_t i = 0; i < req->n * CRL_ACTIONS; i++)
         actions[i] = clampf(actions[i], lo[i % CRL_ACTIONS], hi[i % CRL_ACTIONS]);
     return CRL_OK;
+}
+
+crl_status crl_model_predict_features(const crl_model_t *m, crl_nn_ws_t *ws,
+                                      const crl_predict_req_t *req, const float *x, float *y,
+                                      float *actions, crl_err *err) {
+    crl_status st = crl_model_forward(m, ws, x, req->n, y, err);
+    if (st != CRL_OK) return st;
+    return crl_model_head(m, req, y, actions, err);
 }

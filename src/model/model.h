@@ -73,6 +73,15 @@ void crl_model_preprocess(const crl_model_t *m, const crl_predict_req_t *req, fl
 crl_status crl_model_predict_features(const crl_model_t *m, crl_nn_ws_t *ws,
                                       const crl_predict_req_t *req, const float *x, float *y,
                                       float *actions, crl_err *err);
+/* predict_features in two steps, for the dynamic batcher (src/batch): forward runs the network
+ * on n feature rows (split across the pool when large enough; every kernel is batch-invariant, so a
+ * row's output is the same bits alone or in any batch); head applies the card's policy head and the
+ * action-space clip to one request's req->n output rows (a sample depends on the row's index
+ * within its request, so the head runs per request, never per merged batch). */
+crl_status crl_model_forward(const crl_model_t *m, crl_nn_ws_t *ws, const float *x, size_t n,
+                             float *y, crl_err *err);
+crl_status crl_model_head(const crl_model_t *m, const crl_predict_req_t *req, const float *y,
+                          float *actions, crl_err *err);
 
 /* A version directory found under the artifact root. */
 typedef struct crl_version_entry {

@@ -302,6 +302,7 @@ static void on_metrics(crl_rctx_t *rc) {
     crl_buf_reset(b);
     const crl_model_t *m = rc->w->model;
     crl_metrics_state_t st = {
+        .batch_queue_rows = crl__srv.batch ? (long)crl_batch_queued_rows(crl__srv.batch) : -1,
         .model_version = m ? m->version : NULL,
         .configured_version = reported_version(rc->w),
         .device = "cpu",
@@ -377,7 +378,7 @@ static int content_type_is_json(h2o_req_t *req) {
            h2o_lcstris(v.base + len - 5, 5, H2O_STRLIT("+json"));
 }
 
-static void send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr, const char *msg) {
+void crl_server__send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr, const char *msg) {
     crl_buf *b = &rc->w->details;
     crl_buf_reset(b);
     crl_buf_printf(b, "\"batch_size\":%zu,\"deterministic\":%s,\"error\":", pr->n,
@@ -385,9 +386,6 @@ static void send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr, cons
     crl_json_cstr(b, msg);
     crl_server__send_error(rc, 500, "INFERENCE_ERROR", "Inference failed", b->data);
 }
-
-static void send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_model_t *m,
-                         double ms);
 
 static void predict(crl_rctx_t *rc) {
     crl_worker_t *w = rc->w;
@@ -438,25 +436,25 @@ static void predict(crl_rctx_t *rc) {
                                                             : CRL_METRICS_CACHE_ERROR);
         if (r == CRL_CACHE_HIT) {
             uint64_t th = crl_time_mono_ns();
-            return send_actions(rc, &pr, m, (double)(th - t0) * 1e-6);
+            return crl_server__send_actions(rc, &pr, m, w->actions, (double)(th - t0) * 1e-6);
         }
     }
+    /* Step 4 through the dynamic batcher: the job gets a copy of the features. */
+    if (crl__srv.batch) return crl_server__defer(rc, &pr, m, w->x, t0, cacheable ? &key : NULL);
     st = crl_model_predict_features(m, w->ws, &pr, w->x, w->y, w->actions, &err);
     uint64_t t1 = crl_time_mono_ns();
     crl_metrics_inference(w->metrics, st == CRL_OK, pr.n, pr.deterministic, t1 - t0);
-    if (st != CRL_OK) return send_predict_error(rc, &pr, err.msg);
+    if (st != CRL_OK) return crl_server__send_predict_error(rc, &pr, err.msg);
     if (cacheable && crl_cache_put(w->cache, &key, w->actions) == CRL_CACHE_ERROR)
         crl_metrics_cache(w->metrics, CRL_METRICS_CACHE_ERROR);
-    send_actions(rc, &pr, m, (double)(t1 - t0) * 1e-6);
+    crl_server__send_actions(rc, &pr, m, w->actions, (double)(t1 - t0) * 1e-6);
 }
 
-static void send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_model_t *m,
-                         double ms) {
-    crl_worker_t *w = rc->w;
+void crl_server__send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_model_t *m,
+                              const float *actions, double ms) {
     size_t cap = crl_json_predict_response_cap(pr->n, strlen(m->version));
     char *out = crl_server__body(rc, cap);
-    size_t len =
-        crl_json_predict_response(out, w->actions, pr->n, m->version, ms, pr->deterministic);
+    size_t len = crl_json_predict_response(out, actions, pr->n, m->version, ms, pr->deterministic);
     crl_server__send(rc, 200, k_json, out, len);
 }
 

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "batch/batch.h"
 #include "cache/cache.h"
 #include "core/buf.h"
 #include "json/predict.h"
@@ -59,6 +60,12 @@ typedef struct crl_worker {
     crl_buf details; /* the details object of an error envelope, built before the envelope */
     crl_resp_slab_t *slabs[CRL_SLAB_CLASSES]; /* free response slabs per size class */
     size_t n_slabs[CRL_SLAB_CLASSES];         /* made, free or in flight */
+    /* batching.enabled: this iteration's jobs (handed to the batcher once the loop iteration
+     * ends), the completions' receiver, the jobs not yet answered, and spare job records. */
+    crl_batch_job_t *pend_head, *pend_tail;
+    h2o_multithread_receiver_t batch_rx;
+    size_t ninflight;
+    struct crl_deferred *spare;
 } crl_worker_t;
 
 /* Process-wide server state, read-only after start-up except where atomic. */
@@ -76,6 +83,8 @@ typedef struct crl_server {
     const char *git;
     atomic_int warmed;  /* POST /warmup succeeded at least once, or load-time warm-up */
     crl_cache_t *cache; /* cache.backend (NULL: none); every worker has a local of it */
+    crl_batch_t *batch; /* batching.enabled (NULL: inference runs inline on the loops) */
+    crl_metrics_shard_t *batch_metrics; /* the batcher thread's shard (executed batch sizes) */
 } crl_server_t;
 
 extern crl_server_t crl__srv;
@@ -91,6 +100,20 @@ typedef struct crl_rctx {
     h2o_iovec_t origin;    /* CORS: the request's Origin, base == NULL if absent */
     crl_resp_slab_t *slab; /* the body's slab (crl_server__body), sent by crl_server__send */
 } crl_rctx_t;
+
+/* batched.c: /predict through the dynamic batcher (dependency-lab.md §9.1, §9.2). */
+/* Admits and queues one request whose features (rows preprocessed for m) are in x; answers it
+ * now when the queue is full. The response is sent later, on this loop thread. */
+void crl_server__defer(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_model_t *m,
+                       const float *x, uint64_t t0, const crl_cache_key_t *key);
+/* Hands this iteration's jobs to the batcher: once per loop iteration, after h2o_evloop_run. */
+void crl_server__flush(crl_worker_t *w);
+void crl_server__batch_rx(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages);
+void crl_server__deferred_free(crl_worker_t *w); /* the spare records, at the worker's end */
+/* POST /predict's 200: the actions of pr->n rows. */
+void crl_server__send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_model_t *m,
+                              const float *actions, double ms);
+void crl_server__send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr, const char *msg);
 
 /* handlers.c */
 int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req);

@@ -106,6 +106,7 @@ static void *worker_main(void *arg) {
     w->accept_ctx.hosts = crl__srv.config.hosts;
     w->queue = h2o_multithread_create_queue(w->ctx.loop);
     h2o_multithread_register_receiver(w->queue, &w->ctl, on_ctl);
+    h2o_multithread_register_receiver(w->queue, &w->batch_rx, crl_server__batch_rx);
     w->listener = h2o_evloop_socket_create(w->ctx.loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
@@ -113,8 +114,12 @@ static void *worker_main(void *arg) {
     /* Take the model and plan this worker's buffers now, not on the first request (and lock them
      * into RAM when optimization.memory_pinning is on). */
     crl_server__refresh_model(w);
-    while (!atomic_load(&w->stop))
+    /* h2o_evloop_run returns after each poll iteration: the requests this iteration deferred go
+     * to the batcher in one hand-over (dependency-lab.md §9.1, b'). */
+    while (!atomic_load(&w->stop)) {
         h2o_evloop_run(w->ctx.loop, INT32_MAX);
+        if (w->pend_head) crl_server__flush(w);
+    }
 
     /* Graceful shutdown: stop accepting, tell HTTP/2 peers (GOAWAY), let HTTP/1 connections end
      * after their current response, and close idle keep-alive connections within a second. */
@@ -124,12 +129,18 @@ static void *worker_main(void *arg) {
     h2o_context_request_shutdown(&w->ctx);
     if (w->ctx.http1.req_timeout.timeout > 1000) w->ctx.http1.req_timeout.timeout = 1000;
     uint64_t deadline = crl_time_mono_ns() + 10ull * 1000000000ull;
-    while (w->nconns != 0 && crl_time_mono_ns() < deadline)
+    /* Jobs still at the batcher must come back before the queue they post to goes away. */
+    if (w->pend_head) crl_server__flush(w);
+    while ((w->nconns != 0 || w->ninflight != 0) && crl_time_mono_ns() < deadline) {
         h2o_evloop_run(w->ctx.loop, 10);
-    if (w->nconns != 0)
-        CRL_WARN("shutdown", "worker %zu: %zu connection(s) still open after 10 s; closing",
-                 w->index, w->nconns);
-    w->drained = w->nconns == 0;
+        if (w->pend_head) crl_server__flush(w);
+    }
+    if (w->nconns != 0 || w->ninflight != 0)
+        CRL_WARN("shutdown",
+                 "worker %zu: %zu connection(s) and %zu batched request(s) still open after 10 s; "
+                 "closing",
+                 w->index, w->nconns, w->ninflight);
+    w->drained = w->nconns == 0 && w->ninflight == 0;
     return NULL;
 }
 
@@ -141,6 +152,7 @@ static void worker_dispose(crl_worker_t *w) {
     h2o_evloop_t *loop = w->ctx.loop;
     h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
     h2o_multithread_unregister_receiver(w->queue, &w->ctl);
+    h2o_multithread_unregister_receiver(w->queue, &w->batch_rx);
     h2o_multithread_destroy_queue(w->queue);
     h2o_context_dispose(&w->ctx);
     h2o_evloop_destroy(loop);
@@ -166,6 +178,7 @@ static crl_status worker_init(crl_worker_t *w, size_t index, int fd, crl_err *er
 }
 
 static void worker_free(crl_worker_t *w) {
+    if (w->drained) crl_server__deferred_free(w); /* else a job may still point at a record */
     crl_server__slabs_free(w);
     crl_predict_parser_free(w->parser);
     crl_cache_local_free(w->cache);
@@ -352,6 +365,54 @@ static crl_status start_pool(const crl_config_t *c, crl_err *err) {
     return CRL_OK;
 }
 
+static void on_batch(void *ctx, size_t rows, uint64_t ns) {
+    (void)ns;
+    crl_metrics_batch(ctx, rows);
+}
+
+/* batching.enabled: the batcher thread, pinned to batching.cpus, else optimization.compute_cpus,
+ * else anywhere in server.worker_cpus. */
+static crl_status start_batcher(const crl_config_t *c, crl_err *err) {
+    const long max = c->batching.max_batch_size;
+    crl_batch_opts_t o = {.max_batch_size = (size_t)max,
+                          .max_queue_delay_us = (uint64_t)c->batching.max_queue_delay_us,
+                          .max_queue_rows = (size_t)c->batching.max_queue_rows,
+                          .on_batch = on_batch,
+                          .on_batch_ctx = crl__srv.batch_metrics};
+    if (c->batching.overflow_status != 429 && c->batching.overflow_status != 503)
+        return crl_err_set(err, CRL_EINVAL, "batching.overflow_status: must be 429 or 503, got %ld",
+                           c->batching.overflow_status);
+    const crl_strlist_t *pl = &c->batching.preferred_batch_sizes;
+    for (size_t i = 0; i < pl->n && pl->items[i][0]; i++) {
+        char *end = NULL;
+        long v = strtol(pl->items[i], &end, 10);
+        if (end == pl->items[i] || *end || v < 1 || v > max ||
+            o.n_preferred == CRL_BATCH_MAX_PREFERRED)
+            return crl_err_set(err, CRL_EINVAL,
+                               "batching.preferred_batch_sizes: \"%s\" is not a size from 1 to "
+                               "max_batch_size (%ld), or more than %d sizes",
+                               pl->items[i], max, CRL_BATCH_MAX_PREFERRED);
+        o.preferred[o.n_preferred++] = (size_t)v;
+    }
+    crl_status st = crl_batch_new(&o, &crl__srv.batch, err);
+    if (st != CRL_OK) return st;
+    const char *list = c->batching.cpus[0]               ? c->batching.cpus
+                       : c->optimization.compute_cpus[0] ? c->optimization.compute_cpus
+                                                         : c->server.worker_cpus;
+    cpu_set_t set;
+    if (list[0] && crl_cpulist_parse(list, &set, NULL) == CRL_OK) {
+        crl_err perr = {{0}};
+        if (crl_hw_pin_thread(crl_batch_thread(crl__srv.batch), &set, &perr) != CRL_OK)
+            CRL_WARN("affinity", "batcher: %s", perr.msg);
+    }
+    CRL_INFO("batching",
+             "dynamic batcher: max_batch_size=%ld, max_queue_delay_us=%ld, max_queue_rows=%ld, "
+             "timeout_ms=%ld, cpus=%s",
+             max, c->batching.max_queue_delay_us, c->batching.max_queue_rows,
+             c->batching.timeout_ms, list[0] ? list : "any");
+    return CRL_OK;
+}
+
 /* SIGHUP: re-read the files; reloadable settings apply now, the others after a restart. A file
  * that does not load leaves everything as it was. Old configurations stay allocated until exit,
  * because a worker may still be reading one. */
@@ -417,7 +478,9 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
                                                      : online_cpus();
     crl__srv.nworkers = nworkers;
     crl_worker_t *workers = calloc((size_t)nworkers, sizeof(*workers));
-    if (workers == NULL || crl_metrics_init((size_t)nworkers) != 0) {
+    /* One more shard when batching: the batcher thread's (executed batch sizes). */
+    size_t nshards = (size_t)nworkers + (c->batching.enabled ? 1 : 0);
+    if (workers == NULL || crl_metrics_init(nshards) != 0) {
         free(workers);
         crl_registry_shutdown();
         crl_pool_free(crl__srv.pool);
@@ -445,9 +508,13 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
         CRL_INFO("cache", "response cache: %s (%s)", crl_cache_backend_name(co.backend),
                  co.backend == CRL_CACHE_MEMORY ? "in process" : co.host);
     configure_h2o(c);
+    if (c->batching.enabled) {
+        crl__srv.batch_metrics = crl_metrics_shard((size_t)nworkers);
+        st = start_batcher(c, err);
+    }
 
     int port = (int)c->server.port, started = 0;
-    for (int i = 0; i < nworkers; i++) {
+    for (int i = 0; st == CRL_OK && i < nworkers; i++) {
         int fd = open_listener(c->server.host, port, err);
         if (fd < 0) {
             st = CRL_EIO;
@@ -509,6 +576,8 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
         worker_free(&workers[i]);
     }
     free(workers);
+    crl_batch_free(crl__srv.batch); /* after the workers: it answers what is still queued */
+    crl__srv.batch = NULL;
     crl_cache_free(crl__srv.cache); /* after every worker's local */
     crl__srv.cache = NULL;
     for (size_t i = 0; i < n_history; i++)

@@ -272,6 +272,16 @@ class HotPathAllocations(unittest.TestCase):
             self.assertGreaterEqual(c.get("misses", 0), 0.9 * (WARMUP + MEASURED), c)
             self.assertEqual(srv.stop(), 0)
 
+    def test_batched_mixed_batches(self):
+        # batching.enabled: the handler's job records, their row buffers and pool tokens, the
+        # once-per-iteration hand-over, the batcher's forward passes (requests of 100 and 300
+        # rows split across passes of 64) and the completions posted back to the loops.
+        env = {"BATCHING_ENABLED": "true", "BATCHING_MAX_BATCH_SIZE": "64",
+               "BATCHING_MAX_QUEUE_DELAY_US": "50"}
+        with self.server(env=env) as srv:
+            self.measure(srv, [request_bytes(body(n, n)) for n in (1, 7, 32, 100, 3, 300)])
+            self.assertEqual(srv.stop(), 0)
+
     def test_inline_body_over_64k(self):
         # ~90 KiB bodies: one known malloc per request (see measure); everything else is zero.
         with self.server() as srv:
