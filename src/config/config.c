@@ -165,8 +165,8 @@ static const opt_t k_opts[] = {
      {"--workers"},
      0,
      NULL,
-     "Event-loop threads, each with its own SO_REUSEPORT listener; inference runs inline on them. "
-     "0: optimization.cpu_threads, else the online CPUs."},
+     "Event-loop threads, each with its own SO_REUSEPORT listener; inference runs inline on them "
+     "unless batching.enabled. 0: optimization.cpu_threads, else the online CPUs."},
     {"server",
      "worker_cpus",
      T_CPULIST,
