@@ -1264,6 +1264,19 @@ static void suggest_flag(const char *flag, char *out, size_t cap) {
     suggest(flag, cands, n, out, cap);
 }
 
+/* A boolean flag given alone (`--batching`, not `--batching true`) means true: 1 when `flag`
+ * (klen bytes of it) names a boolean option and the next argument is not a boolean word. */
+static int bare_bool(const char *flag, size_t klen, const char *next) {
+    char name[128];
+    size_t idx;
+    int b;
+    if (klen >= sizeof(name)) return 0;
+    memcpy(name, flag, klen);
+    name[klen] = '\0';
+    const opt_t *o = find_cli(name, &idx);
+    return o != NULL && o->type == T_BOOL && (next == NULL || parse_bool(next, &b) != CRL_OK);
+}
+
 /* First pass over argv: the files and command flags. Second pass (apply_cli): the values. */
 static crl_status scan_args(int argc, char **argv, crl_config_args_t *args, const char **profile,
                             const char **config, crl_err *err) {
@@ -1283,6 +1296,7 @@ static crl_status scan_args(int argc, char **argv, crl_config_args_t *args, cons
         }
         if (strncmp(a, "--", 2) != 0)
             return crl_err_set(err, CRL_EINVAL, "unexpected argument '%s'", a);
+        if (!eq && bare_bool(a, klen, val)) continue;
         if (val == NULL) return crl_err_set(err, CRL_EINVAL, "%.*s: needs a value", (int)klen, a);
         if (FLAG("--profile"))
             *profile = val;
@@ -1308,7 +1322,10 @@ static crl_status apply_cli(crl_config_t *c, int argc, char **argv, crl_err *err
         memcpy(flag, a, klen);
         flag[klen] = '\0';
         const char *val = eq ? eq + 1 : argv[i + 1];
-        if (!eq) i++;
+        if (!eq && bare_bool(a, klen, i + 1 < argc ? argv[i + 1] : NULL))
+            val = "true";
+        else if (!eq)
+            i++;
         if (strcmp(flag, "--profile") == 0 || strcmp(flag, "--config") == 0 ||
             strcmp(flag, "--check") == 0)
             continue;

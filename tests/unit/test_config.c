@@ -226,6 +226,15 @@ static void test_value_syntax(void **state) {
         assert_int_equal(load(c, &err, 2, "--optimization-memory-pinning", f[i]), CRL_OK);
         assert_int_equal(c->optimization.memory_pinning, 0);
     }
+    /* A boolean flag alone means true; a following flag or value is not taken as its value. */
+    assert_int_equal(load(c, &err, 1, "--optimization-memory-pinning"), CRL_OK);
+    assert_int_equal(c->optimization.memory_pinning, 1);
+    assert_int_equal(load(c, &err, 3, "--optimization-memory-pinning", "--port", "9001"), CRL_OK);
+    assert_int_equal(c->optimization.memory_pinning, 1);
+    assert_int_equal(c->server.port, 9001);
+    assert_int_equal(load(c, &err, 1, "--optimization-memory-pinning=off"), CRL_OK);
+    assert_int_equal(c->optimization.memory_pinning, 0);
+    assert_int_equal(load(c, &err, 1, "--port"), CRL_EINVAL); /* a non-boolean still needs one */
     struct {
         const char *text;
         uint64_t bytes;
