@@ -261,13 +261,17 @@ def bench(a, srv, name, extra, conc, duration, warmup):
     return j
 
 
+def _count(v):
+    return sum(_count(x) for x in v.values()) if isinstance(v, dict) else int(v or 0)
+
+
 def summary(j):
     res = j.get("result", j)
     lat = res.get("latency_ms", {})
     st = res.get("status", {})
     ok = sum(int(v) for k, v in st.items() if k == "200")
-    bad = sum(int(v) for k, v in st.items() if k != "200") + int(res.get("transport_errors", 0))
-    return {"rps": res.get("rps", res.get("requests_per_s")), "p50_ms": lat.get("p50"),
+    bad = sum(int(v) for k, v in st.items() if k != "200") + _count(res.get("transport_errors", 0))
+    return {"rps": res.get("throughput_rps"), "p50_ms": lat.get("p50"),
             "p99_ms": lat.get("p99"), "ok": ok, "errors": bad,
             "cpu_us_per_request": res.get("server", {}).get("cpu_us_per_request")}
 
