@@ -330,9 +330,12 @@ def main():
             srv.stop()
             raw["cnn_batching_" + mode] = j
             cnn[mode] = s
-            rows.append(("CNN 1x84x84, batching %s, -c 64" % mode, s))
+            rows.append(("CNN 1x84x84, batching %s, -c 64%s" % (mode, " (%.1f rows/pass)" % s[
+                "mean_rows_per_pass"] if s.get("mean_rows_per_pass") else ""), s))
             print("cnn batching %s: %s" % (mode, s), file=sys.stderr)
             if mode == "on":
+                n = metric_sum(m, "carla_rl_batch_size_count")
+                s["mean_rows_per_pass"] = metric_sum(m, "carla_rl_batch_size_sum") / n if n else None
                 cnn["metrics_batch_lines"] = [l for l in m.splitlines()
                                               if "batch" in l and not l.startswith("#")][:40]
 
@@ -351,9 +354,13 @@ def main():
             srv.stop()
             s["cache_metric_lines"] = [l for l in m.splitlines()
                                        if "cache" in l and not l.startswith("#")][:20]
+            h = metric_sum(m, "carla_rl_cache_hits_total")
+            mi = metric_sum(m, "carla_rl_cache_misses_total")
+            s["hit_ratio"] = h / (h + mi) if h + mi else None
             raw["mlp_cache_" + mode] = j
             mlp[mode] = s
-            rows.append(("example MLP, cache %s, -c 32" % mode, s))
+            rows.append(("example MLP, cache %s, -c 32%s" % (mode, "" if s["hit_ratio"] is None
+                         else " (%.0f%% hits)" % (100 * s["hit_ratio"])), s))
             print("mlp cache %s: %s" % (mode, s), file=sys.stderr)
 
         # 3. cache hit latency: memory vs redis at -c 1 and -c 32
