@@ -264,12 +264,14 @@ class HotPathAllocations(unittest.TestCase):
             self.assertEqual(srv.stop(), 0)
 
     def test_cache_misses(self):
-        # 16 entries (one per shard) and 64 bodies in a cycle: almost every lookup misses, and
-        # each miss computes and stores (evicting): the miss path.
+        # 16 entries (one per shard) and 64 bodies in a cycle: most lookups miss, and each miss
+        # computes and stores (evicting): the miss path. How many hit depends on how the 4
+        # connections interleave (90%+ misses alone, 85% seen under load); at least half of the
+        # 10,000 measured requests must have taken the miss path.
         with self.cache_server(16) as srv:
             self.measure(srv, [request_bytes(body(2, 1000 + s)) for s in range(64)])
             c = self.cache_counts(srv)
-            self.assertGreaterEqual(c.get("misses", 0), 0.9 * (WARMUP + MEASURED), c)
+            self.assertGreaterEqual(c.get("misses", 0), WARMUP + MEASURED / 2, c)
             self.assertEqual(srv.stop(), 0)
 
     def test_batched_mixed_batches(self):
