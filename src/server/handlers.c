@@ -495,6 +495,7 @@ int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req) {
     rc.method = crl_method_of(req->method.base, req->method.len);
     rc.route = CRL_ROUTE_OTHER;
     crl_server__request_id(&rc);
+    crl_server__trace(&rc);
     if (!crl_server__host_allowed(&rc)) {
         crl_server__send(&rc, 400, "text/plain; charset=utf-8", "Invalid host header", 19);
         return 0;
