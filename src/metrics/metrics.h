@@ -86,6 +86,7 @@ typedef struct crl_metrics_state {
     const char *precision; /* model.precision */
     int workers;
     const char *cache_backend; /* "memory" or "redis"; NULL: no cache, no cache metrics */
+    const char *model_name;    /* the card's model_name (any text: escaped in labels) */
 } crl_metrics_state_t;
 
 /* Appends the whole text exposition (format 0.0.4). */

@@ -303,6 +303,7 @@ static void on_metrics(crl_rctx_t *rc) {
     const crl_model_t *m = rc->w->model;
     crl_metrics_state_t st = {
         .model_version = m ? m->version : NULL,
+        .model_name = m ? m->card->model_name : NULL,
         .configured_version = reported_version(rc->w),
         .device = "cpu",
         .warmed = m != NULL && atomic_load(&crl__srv.warmed),
