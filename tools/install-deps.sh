@@ -17,6 +17,8 @@ for arg in "$@"; do
         # under qemu; the arm64 libraries come from Debian multiarch (dpkg --add-architecture).
         pkgs="$pkgs gcc-aarch64-linux-gnu qemu-user-static libsleef-dev:arm64 libcmocka-dev:arm64"
         pkgs="$pkgs libyaml-dev:arm64 libssl-dev:arm64"
+        # tests/integration/test_deploy.py: promtool checks deploy/prometheus/.
+        pkgs="$pkgs prometheus"
         ;;
     --bench)
         pkgs="$pkgs wrk nghttp2-client curl python3 linux-perf valgrind"

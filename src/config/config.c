@@ -779,6 +779,22 @@ static const opt_t k_opts[] = {
      1,
      NULL,
      "DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."},
+    /* monitoring */
+    {"monitoring",
+     "trace_sample_rate",
+     T_FLOAT,
+     OFF(monitoring.trace_sample_rate),
+     "1",
+     0,
+     1,
+     NULL,
+     {"TRACE_SAMPLE_RATE"},
+     NOCLI,
+     1,
+     NULL,
+     "Share (0..1) of new traces marked sampled in the traceparent sent back (W3C Trace "
+     "Context). A request that brings a valid traceparent keeps its trace id and its sampled "
+     "flag; one without gets a new trace."},
     /* security */
     {"security",
      "cors_origins",

@@ -104,6 +104,9 @@ typedef struct crl_config {
         int level; /* crl_log_level */
     } logging;
     struct {
+        double trace_sample_rate; /* 0..1: share of new traces marked sampled */
+    } monitoring;
+    struct {
         crl_strlist_t cors_origins;
         crl_strlist_t allowed_hosts;
     } security;

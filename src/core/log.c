@@ -62,26 +62,31 @@ static size_t put_escaped(char *out, size_t pos, size_t cap, const char *s) {
     return pos;
 }
 
-void crl_log(crl_log_level level, const char *event, const char *fmt, ...) {
-    if (!crl_log_enabled(level)) return;
+static void vlog(crl_log_level level, const char *event, const char *fields, const char *fmt,
+                 va_list ap) {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    char line[1400];
+    char line[1600];
     size_t pos = (size_t)snprintf(line, sizeof(line),
                                   "{\"timestamp\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\","
                                   "\"level\":\"%s\",\"logger\":\"carlarl\",\"event_type\":\"",
                                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                                   tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000, level_name(level));
     pos = put_escaped(line, pos, sizeof(line), event ? event : "log");
-    pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\",\"message\":\"");
+    line[pos++] = '"';
+    /* The caller's members go in whole or not at all, so the line stays valid JSON. */
+    size_t flen = fields ? strlen(fields) : 0;
+    if (flen && pos + flen + 16 < sizeof(line) / 2) {
+        line[pos++] = ',';
+        memcpy(line + pos, fields, flen);
+        pos += flen;
+    }
+    pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ",\"message\":\"");
     pos = put_escaped(line, pos, sizeof(line), msg);
     if (pos + 3 > sizeof(line)) pos = sizeof(line) - 3;
     line[pos++] = '"';
@@ -89,4 +94,21 @@ void crl_log(crl_log_level level, const char *event, const char *fmt, ...) {
     line[pos++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, pos);
     (void)w;
+}
+
+void crl_log(crl_log_level level, const char *event, const char *fmt, ...) {
+    if (!crl_log_enabled(level)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, event, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void crl_log_fields(crl_log_level level, const char *event, const char *fields, const char *fmt,
+                    ...) {
+    if (!crl_log_enabled(level)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, event, fields, fmt, ap);
+    va_end(ap);
 }

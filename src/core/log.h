@@ -20,6 +20,11 @@ int crl_log_enabled(crl_log_level level);
 void crl_log(crl_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* As crl_log, with `fields`: JSON object members ("\"k\":\"v\",...") placed after event_type.
+ * The caller guarantees they are valid JSON; they are dropped whole if the line has no room. */
+void crl_log_fields(crl_log_level level, const char *event, const char *fields, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+
 #define CRL_DEBUG(ev, ...) crl_log(CRL_LOG_DEBUG, ev, __VA_ARGS__)
 #define CRL_INFO(ev, ...) crl_log(CRL_LOG_INFO, ev, __VA_ARGS__)
 #define CRL_WARN(ev, ...) crl_log(CRL_LOG_WARNING, ev, __VA_ARGS__)

@@ -319,6 +319,37 @@ static void write_cache(crl_buf *out, const char *backend) {
     }
 }
 
+/* A label value in the text format: backslash, double quote and newline escaped. */
+static void put_label(crl_buf *out, const char *v) {
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            crl_buf_printf(out, "\\%c", *v);
+        else if (*v == '\n')
+            crl_buf_puts(out, "\\n");
+        else
+            crl_buf_append(out, v, 1);
+    }
+}
+
+/* carla_rl_build_info: what was built (version, the commit embedded by CMake, the kernel table in
+ * use); carla_rl_model_info: the model served, so dashboards can join on it. Both are 1. */
+static void write_info(crl_buf *out, const crl_metrics_state_t *st) {
+    crl_buf_printf(out,
+                   "# HELP carla_rl_build_info carlarl build: version, git commit, kernel ISA\n"
+                   "# TYPE carla_rl_build_info gauge\n"
+                   "carla_rl_build_info{version=\"%s\",git=\"%s\",isa=\"%s\"} 1\n",
+                   CRL_VERSION, CRL_GIT_SHA, st->isa ? st->isa : "unknown");
+    crl_buf_puts(out, "# HELP carla_rl_model_info The model being served\n"
+                      "# TYPE carla_rl_model_info gauge\n");
+    if (!st->model_version) return;
+    crl_buf_puts(out, "carla_rl_model_info{name=\"");
+    put_label(out, st->model_name ? st->model_name : "");
+    crl_buf_puts(out, "\",version=\"");
+    put_label(out, st->model_version);
+    crl_buf_printf(out, "\",device=\"%s\",precision=\"%s\"} 1\n", st->device,
+                   st->precision ? st->precision : "float32");
+}
+
 int crl_metrics_write(crl_buf *out, const crl_metrics_state_t *st) {
     write_http(out);
     write_inference(out, st->model_version, st->device);
@@ -356,6 +387,7 @@ int crl_metrics_write(crl_buf *out, const crl_metrics_state_t *st) {
                        "carla_rl_runtime_info{isa=\"%s\",device=\"%s\",precision=\"%s\","
                        "workers=\"%d\"} 1\n",
                        st->isa, st->device, st->precision ? st->precision : "float32", st->workers);
+    write_info(out, st);
     crl_buf_printf(out,
                    "# HELP carla_rl_service_uptime_seconds Service uptime\n"
                    "# TYPE carla_rl_service_uptime_seconds gauge\n"

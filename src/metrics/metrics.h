@@ -92,6 +92,7 @@ typedef struct crl_metrics_state {
     int workers;
     const char *cache_backend; /* "memory" or "redis"; NULL: no cache, no cache metrics */
     long batch_queue_rows;     /* the batcher's queue depth; -1: batching off, no gauge */
+    const char *model_name;    /* the card's model_name (any text: escaped in labels) */
 } crl_metrics_state_t;
 
 /* Appends the whole text exposition (format 0.0.4). */

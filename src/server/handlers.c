@@ -304,6 +304,7 @@ static void on_metrics(crl_rctx_t *rc) {
     crl_metrics_state_t st = {
         .batch_queue_rows = crl__srv.batch ? (long)crl_batch_queued_rows(crl__srv.batch) : -1,
         .model_version = m ? m->version : NULL,
+        .model_name = m ? m->card->model_name : NULL,
         .configured_version = reported_version(rc->w),
         .device = "cpu",
         .warmed = m != NULL && atomic_load(&crl__srv.warmed),
@@ -493,6 +494,7 @@ int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req) {
     rc.method = crl_method_of(req->method.base, req->method.len);
     rc.route = CRL_ROUTE_OTHER;
     crl_server__request_id(&rc);
+    crl_server__trace(&rc);
     if (!crl_server__host_allowed(&rc)) {
         crl_server__send(&rc, 400, "text/plain; charset=utf-8", "Invalid host header", 19);
         return 0;

@@ -139,16 +139,22 @@ void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char 
     req->res.content_length = len;
     add_hdr(req, H2O_TOKEN_CONTENT_TYPE, ctype, strlen(ctype));
     add_hdr_str(req, "x-request-id", rc->rid, rc->rid_len);
+    if (rc->tp[0]) add_hdr_str(req, "traceparent", rc->tp, CRL_TRACEPARENT_LEN);
     add_cors(rc);
     uint64_t dur = crl_time_mono_ns() - rc->t0;
     char *pt = h2o_mem_alloc_pool(&req->pool, 32);
     add_hdr_str(req, "x-process-time", pt, fmt_seconds(pt, dur));
     crl_metrics_http(rc->w->metrics, rc->route, rc->method, status, dur);
-    if (crl_log_enabled(CRL_LOG_DEBUG)) /* the access log: DEBUG only, it costs a write */
-        crl_log(CRL_LOG_DEBUG, "http_request", "%.*s %.*s %d %.3f ms request_id=%s",
-                (int)req->method.len, req->method.base,
-                (int)(req->path.len < 200 ? req->path.len : 200), req->path.base, status,
-                (double)dur * 1e-6, rc->rid);
+    if (crl_log_enabled(CRL_LOG_DEBUG)) { /* the access log: DEBUG only, it costs a write */
+        /* Both ids are plain [A-Za-z0-9._:-] and hex, so they need no escaping. */
+        char fields[160];
+        snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"trace_id\":\"%.32s\"", rc->rid,
+                 rc->tp[0] ? rc->tp + 3 : "");
+        crl_log_fields(CRL_LOG_DEBUG, "http_request", fields, "%.*s %.*s %d %.3f ms request_id=%s",
+                       (int)req->method.len, req->method.base,
+                       (int)(req->path.len < 200 ? req->path.len : 200), req->path.base, status,
+                       (double)dur * 1e-6, rc->rid);
+    }
 
     crl_resp_slab_t *slab = rc->slab;
     if (slab != NULL && body >= slab->data && body < slab->data + slab_bytes(slab->cls)) {
@@ -246,6 +252,78 @@ void crl_server__request_id(crl_rctx_t *rc) {
     }
     *o = '\0';
     rc->rid_len = 36;
+}
+
+/* ---- W3C Trace Context ------------------------------------------------------------------- */
+
+static int hex_val(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1; /* the spec allows lowercase only */
+}
+
+/* n lowercase hex digits, not all zero (when nonzero is set). */
+static int hex_ok(const char *p, size_t n, int nonzero) {
+    int any = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = hex_val(p[i]);
+        if (v < 0) return 0;
+        any |= v;
+    }
+    return !nonzero || any;
+}
+
+/* "vv-<32 hex>-<16 hex>-ff": version 00 is exactly 55 characters; a later version may append
+ * "-..." fields, which are ignored (and version ff is invalid), as the spec asks of parsers. */
+static int traceparent_valid(h2o_iovec_t v) {
+    const char *p = v.base;
+    if (v.len < CRL_TRACEPARENT_LEN || !hex_ok(p, 2, 0) || memcmp(p, "ff", 2) == 0) return 0;
+    if (memcmp(p, "00", 2) == 0 ? v.len != CRL_TRACEPARENT_LEN
+                                : v.len > CRL_TRACEPARENT_LEN && p[CRL_TRACEPARENT_LEN] != '-')
+        return 0;
+    return p[2] == '-' && p[35] == '-' && p[52] == '-' && hex_ok(p + 3, 32, 1) &&
+           hex_ok(p + 36, 16, 1) && hex_ok(p + 53, 2, 0);
+}
+
+static void put_hex64(char *out, uint64_t v) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+}
+
+void crl_server__trace(crl_rctx_t *rc) {
+    h2o_req_t *req = rc->req;
+    char *tp = rc->tp;
+    uint64_t *rng = rc->w->rng;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("traceparent"), -1);
+    memcpy(tp, "00-", 3);
+    if (i >= 0 && traceparent_valid(req->headers.entries[i].value)) {
+        const char *in = req->headers.entries[i].value.base;
+        memcpy(tp + 3, in + 3, 32);
+        /* Only the sampled bit is defined for version 00; other bits are not passed on. */
+        tp[53] = '0';
+        tp[54] = (hex_val(in[54]) & 1) ? '1' : '0';
+    } else {
+        uint64_t hi, lo;
+        do { /* an all-zero trace id is invalid; astronomically unlikely, but cheap to rule out */
+            hi = next_rand(&rng[0]);
+            lo = next_rand(&rng[1]);
+        } while ((hi | lo) == 0);
+        put_hex64(tp + 3, hi);
+        put_hex64(tp + 19, lo);
+        double rate = live()->monitoring.trace_sample_rate;
+        /* rate 1 always samples, rate 0 never; between, the top 53 bits of a draw decide. */
+        int sampled = rate >= 1.0 || (double)(next_rand(&rng[0]) >> 11) * 0x1p-53 < rate;
+        tp[53] = '0';
+        tp[54] = sampled ? '1' : '0';
+    }
+    tp[35] = '-';
+    uint64_t span;
+    while ((span = next_rand(&rng[1])) == 0)
+        ;
+    put_hex64(tp + 36, span);
+    tp[52] = '-';
+    tp[CRL_TRACEPARENT_LEN] = '\0';
 }
 
 int crl_server__host_allowed(const crl_rctx_t *rc) {

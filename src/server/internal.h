@@ -89,6 +89,8 @@ typedef struct crl_server {
 
 extern crl_server_t crl__srv;
 
+#define CRL_TRACEPARENT_LEN 55
+
 typedef struct crl_rctx {
     crl_worker_t *w;
     h2o_req_t *req;
@@ -97,6 +99,9 @@ typedef struct crl_rctx {
     crl_method method;
     char rid[64];
     size_t rid_len;
+    /* The traceparent sent back: "00-<trace id>-<this request's span id>-<flags>" (W3C Trace
+     * Context), filled by crl_server__trace. tp[0] == '\0' until then. */
+    char tp[CRL_TRACEPARENT_LEN + 1];
     h2o_iovec_t origin;    /* CORS: the request's Origin, base == NULL if absent */
     crl_resp_slab_t *slab; /* the body's slab (crl_server__body), sent by crl_server__send */
 } crl_rctx_t;
@@ -119,7 +124,8 @@ void crl_server__send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr,
 int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req);
 int crl_server__refresh_model(crl_worker_t *w);
 
-/* http.c: sending. Every response gets Content-Type, X-Request-ID, X-Process-Time and CORS. */
+/* http.c: sending. Every response gets Content-Type, X-Request-ID, traceparent, X-Process-Time
+ * and CORS. */
 void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char *body, size_t len);
 /* cap bytes for a response body that crl_server__send then sends: from the request pool when
  * small, else from a response slab (see crl_resp_slab_t), else (larger than 256 KiB, or too many
@@ -132,6 +138,9 @@ void crl_server__slabs_free(crl_worker_t *w);
 void crl_server__send_error(crl_rctx_t *rc, int status, const char *code, const char *message,
                             const char *details_json);
 void crl_server__request_id(crl_rctx_t *rc);
+/* Fills rc->tp: a valid incoming traceparent keeps its trace id and flags under a new span id;
+ * otherwise a new trace starts, sampled with monitoring.trace_sample_rate. No allocation. */
+void crl_server__trace(crl_rctx_t *rc);
 /* Trusted hosts: 1 when req's Host matches ALLOWED_HOSTS. */
 int crl_server__host_allowed(const crl_rctx_t *rc);
 /* CORS preflight: returns 1 when the request was a preflight and has been answered. */

@@ -204,6 +204,11 @@ static void on_fallback_response(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     memcpy(id, rc.rid, rc.rid_len);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id,
                           rc.rid_len);
+    crl_server__trace(&rc);
+    char *tp = h2o_mem_alloc_pool(&req->pool, CRL_TRACEPARENT_LEN);
+    memcpy(tp, rc.tp, CRL_TRACEPARENT_LEN);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp,
+                          CRL_TRACEPARENT_LEN);
     struct timeval now;
     gettimeofday(&now, NULL);
     double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +

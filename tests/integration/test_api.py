@@ -222,6 +222,22 @@ class BuiltinServer(unittest.TestCase):
         m = re.search(r'carla_rl_inference_requests_total\{[^}]*status="success"\} (\d+)', text)
         self.assertGreaterEqual(int(m.group(1)), 1)
 
+    def test_info_metrics(self):
+        text = self.srv.request("GET", "/metrics")[2].decode()
+        self.assertIn("# TYPE carla_rl_build_info gauge", text)
+        m = re.search(r'^carla_rl_build_info\{version="([^"]+)",git="([^"]+)",isa="([^"]+)"\} 1$',
+                      text, re.M)
+        self.assertTrue(m, text)
+        version, git, isa = m.groups()
+        self.assertRegex(version, r"^\d+\.\d+\.\d+")
+        # The commit CMake embedded, not the run-time GIT_SHA that /healthz reports.
+        self.assertRegex(git, r"^([0-9a-f]{7,40}|unknown)$")
+        self.assertNotEqual(git, "abc1234")
+        self.assertIn('carla_rl_runtime_info{isa="%s"' % isa, text)
+        meta = self.srv.json("GET", "/metadata")[2]
+        self.assertIn('carla_rl_model_info{name="%s",version="v0.1.0",device="cpu",'
+                      'precision="float32"} 1\n' % meta["modelName"], text)
+
     def test_openapi_and_docs(self):
         st, h, spec = self.srv.json("GET", "/openapi.json")
         self.assertEqual(st, 200)
@@ -327,6 +343,22 @@ class ArtifactServer(unittest.TestCase):
             text = srv.request("GET", "/metrics")[2].decode()
             self.assertIn("carla_rl_model_loaded{", text)
             self.assertRegex(text, r"carla_rl_model_loaded\{[^}]*\} 0")
+            # No model: build info still, no model info series.
+            self.assertIn("carla_rl_build_info{", text)
+            self.assertNotIn("carla_rl_model_info{", text)
+
+    def test_model_info_escapes_the_card_name(self):
+        root = tempfile.mkdtemp()
+        card = os.path.join(copy_example(root), "model_card.yaml")
+        with open(card) as f:
+            text = f.read()
+        with open(card, "w") as f:
+            f.write(re.sub(r'(?m)^model_name:.*$', r'model_name: "my \\"ppo\\" \\\\ v2"', text))
+        with Server(artifact_dir=root) as srv:
+            self.assertEqual(srv.json("GET", "/metadata")[2]["modelName"], 'my "ppo" \\ v2')
+            text = srv.request("GET", "/metrics")[2].decode()
+            self.assertIn('carla_rl_model_info{name="my \\"ppo\\" \\\\ v2",version="v0.1.0",'
+                          'device="cpu",precision="float32"} 1\n', text)
             self.assertEqual(srv.json("GET", "/versions")[0], 200)
 
 

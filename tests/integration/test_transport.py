@@ -75,6 +75,12 @@ class Transport(unittest.TestCase):
         self.assertEqual(st, 200)
         self.assertIn("x-request-id", h)
         self.assertEqual(len(json.loads(data)["actions"]), 1)
+        # The traceparent continues the caller's trace over HTTP/2 too.
+        trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        st, h, _ = h2_request(self.srv.port, "GET", "/live", None,
+                              [("traceparent", "00-%s-00f067aa0ba902b7-01" % trace)])
+        self.assertEqual(st, 200)
+        self.assertRegex(h.get("traceparent", ""), r"^00-%s-[0-9a-f]{16}-01$" % trace)
         st, _, data = h2_request(self.srv.port, "GET", "/healthz")
         self.assertEqual((st, json.loads(data)["status"]), (200, "ok"))
 
