@@ -96,6 +96,7 @@ void crl_batch_submit(crl_batch_t *b, crl_batch_job_t *head, crl_batch_job_t *ta
     for (crl_batch_job_t *j = head; j; j = j->next) {
         j->enqueued_ns = now;
         j->taken = 0;
+        j->started_ns = j->forward_ns = j->head_ns = 0;
         j->expired = 0;
         j->status = CRL_OK;
         rows += j->head.n;
@@ -194,12 +195,14 @@ static void run(crl_batch_t *b, size_t n) {
     }
     uint64_t t0 = crl_time_mono_ns();
     if (st == CRL_OK) st = crl_model_forward(m, b->ws, b->bx, rows, b->by, &err);
-    if (st == CRL_OK && b->o.on_batch)
-        b->o.on_batch(b->o.on_batch_ctx, rows, crl_time_mono_ns() - t0);
+    uint64_t fwd = crl_time_mono_ns() - t0;
+    if (st == CRL_OK && b->o.on_batch) b->o.on_batch(b->o.on_batch_ctx, rows, fwd);
     rows = 0;
     for (size_t i = 0; i < n; i++) {
         const slice_t *s = &b->slices[i];
         crl_batch_job_t *j = s->job;
+        if (s->from == 0) j->started_ns = t0;
+        j->forward_ns += fwd;
         if (st != CRL_OK) {
             j->status = st;
             snprintf(j->message, sizeof(j->message), "%s", err.msg[0] ? err.msg : "out of memory");
@@ -211,7 +214,9 @@ static void run(crl_batch_t *b, size_t n) {
         if (s->from + s->rows < j->head.n) continue; /* the rest comes in the next pass */
         if (j->status == CRL_OK) {
             crl_err herr = {{0}};
+            uint64_t th = crl_time_mono_ns();
             j->status = crl_model_head(m, &j->head, j->y, j->actions, &herr);
+            j->head_ns = crl_time_mono_ns() - th;
             if (j->status != CRL_OK) snprintf(j->message, sizeof(j->message), "%s", herr.msg);
         }
         finish(b, j);

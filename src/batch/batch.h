@@ -39,6 +39,9 @@ struct crl_batch_job {
     uint64_t enqueued_ns;       /* set by crl_batch_submit */
     uint64_t deadline_ns;       /* a job still wholly queued past this is answered `expired` */
     size_t taken;               /* rows handed to a forward pass so far (batcher only) */
+    uint64_t started_ns;        /* out: when the first forward pass with its rows began */
+    uint64_t forward_ns;        /* out: the forward passes that carried its rows, summed */
+    uint64_t head_ns;           /* out: its policy head and clip */
     int expired;                /* out: 1 when the deadline passed in the queue; no compute spent */
     crl_status status;          /* out: CRL_OK, or why it failed (message) */
     char message[512];

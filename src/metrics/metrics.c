@@ -25,6 +25,8 @@ static const int k_status_codes[CRL_STATUS_SLOTS - 1] = {200, 400, 404, 405, 413
                                                          422, 429, 500, 503};
 static const char *const k_batch_ranges[CRL_BATCH_RANGES] = {"1",     "2-4",   "5-8",    "9-16",
                                                              "17-32", "33-64", "65-128", "129+"};
+static const char *const k_stages[CRL_STAGE_COUNT] = {"queue_wait", "preprocess", "inference",
+                                                      "postprocess"};
 static const char *const k_methods[CRL_METHOD_COUNT] = {"GET", "POST", "HEAD", "OPTIONS", "OTHER"};
 static const char *const k_routes[CRL_ROUTE_COUNT] = {
     "/healthz", "/metadata", "/predict",      "/warmup", "/versions", "/metrics",
@@ -89,6 +91,10 @@ void crl_metrics_cache(crl_metrics_shard_t *s, crl_cache_outcome o) {
          : o == CRL_METRICS_CACHE_MISS ? &s->cache_misses
                                        : &s->cache_errors,
          1);
+}
+
+void crl_metrics_stage(crl_metrics_shard_t *s, crl_stage st, uint64_t ns) {
+    observe_dur(&s->stage[st], ns);
 }
 
 static int batch_range(size_t b) {
@@ -171,6 +177,27 @@ static const crl_hist_t *pick_inf(const crl_metrics_shard_t *s, const void *arg)
 static const crl_hist_t *pick_batch(const crl_metrics_shard_t *s, const void *arg) {
     (void)arg;
     return &s->batch_size;
+}
+
+static const crl_hist_t *pick_stage(const crl_metrics_shard_t *s, const void *arg) {
+    return &s->stage[*(const int *)arg];
+}
+
+/* Every stage is written, with zero counts before the first /predict, so dashboards and alerts
+ * find the series from the start; queue_wait only exists with the dynamic batcher. */
+static void write_stages(crl_buf *out, int batching) {
+    crl_buf_puts(out, "# HELP carla_rl_stage_duration_seconds Time one /predict spent in each "
+                      "stage (queue_wait, preprocess, inference, postprocess)\n"
+                      "# TYPE carla_rl_stage_duration_seconds histogram\n");
+    uint64_t buckets[CRL_DUR_BUCKETS + 1], count, sum;
+    for (int st = batching ? CRL_STAGE_QUEUE_WAIT : CRL_STAGE_PREPROCESS; st < CRL_STAGE_COUNT;
+         st++) {
+        sum_hist(pick_stage, &st, buckets, CRL_DUR_BUCKETS, &count, &sum);
+        char labels[64];
+        snprintf(labels, sizeof(labels), "stage=\"%s\"", k_stages[st]);
+        write_hist(out, "carla_rl_stage_duration_seconds", labels, k_dur_bounds, CRL_DUR_BUCKETS,
+                   buckets, count, (double)sum * 1e-9);
+    }
 }
 
 static void write_http(crl_buf *out) {
@@ -353,6 +380,7 @@ static void write_info(crl_buf *out, const crl_metrics_state_t *st) {
 int crl_metrics_write(crl_buf *out, const crl_metrics_state_t *st) {
     write_http(out);
     write_inference(out, st->model_version, st->device);
+    write_stages(out, st->batch_queue_rows >= 0);
     if (st->cache_backend) write_cache(out, st->cache_backend);
     if (st->batch_queue_rows >= 0)
         crl_buf_printf(out,

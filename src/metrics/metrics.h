@@ -42,6 +42,16 @@ typedef enum crl_method {
 #define CRL_BATCH_BUCKETS 11 /* 1 .. 1024, then +Inf */
 #define CRL_BATCH_RANGES 8   /* 1, 2-4, 5-8, 9-16, 17-32, 33-64, 65-128, 129+ */
 
+/* Stages of one /predict, in the order of their `stage` label values
+ * (carla_rl_stage_duration_seconds). */
+typedef enum crl_stage {
+    CRL_STAGE_QUEUE_WAIT,  /* batched path: submitted to the batcher until its first forward pass */
+    CRL_STAGE_PREPROCESS,  /* body parse and feature computation */
+    CRL_STAGE_INFERENCE,   /* the forward pass (batched: the passes that carried its rows) */
+    CRL_STAGE_POSTPROCESS, /* the policy head, the clip and writing the response */
+    CRL_STAGE_COUNT
+} crl_stage;
+
 typedef struct crl_hist {
     _Atomic uint64_t bucket[CRL_DUR_BUCKETS + 1]; /* non-cumulative; last is +Inf */
     _Atomic uint64_t count;
@@ -54,6 +64,7 @@ typedef struct crl_metrics_shard {
     crl_hist_t inference_dur[CRL_BATCH_RANGES];
     crl_hist_t batch_size;
     _Atomic uint64_t cache_hits, cache_misses, cache_errors;
+    crl_hist_t stage[CRL_STAGE_COUNT];
 } crl_metrics_shard_t;
 
 /* Creates `n` shards (one per worker). Call once at start-up. */
@@ -77,6 +88,8 @@ typedef enum crl_cache_outcome {
     CRL_METRICS_CACHE_ERROR
 } crl_cache_outcome;
 void crl_metrics_cache(crl_metrics_shard_t *s, crl_cache_outcome o);
+/* One stage of one /predict took `ns`. */
+void crl_metrics_stage(crl_metrics_shard_t *s, crl_stage st, uint64_t ns);
 
 /* The state the exposition reports besides the shards. */
 typedef struct crl_metrics_state {

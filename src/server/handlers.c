@@ -391,6 +391,7 @@ void crl_server__send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr,
 static void predict(crl_rctx_t *rc) {
     crl_worker_t *w = rc->w;
     h2o_req_t *req = rc->req;
+    uint64_t tp = crl_time_mono_ns(); /* the preprocess stage: parse and features */
     if (!content_type_is_json(req))
         return send_one_validation(rc, "body",
                                    "Input should be a valid dictionary or object to extract "
@@ -424,6 +425,7 @@ static void predict(crl_rctx_t *rc) {
     uint64_t t0 = crl_time_mono_ns();
     crl_err err = {{0}};
     crl_model_preprocess(m, &pr, w->x);
+    crl_metrics_stage(w->metrics, CRL_STAGE_PREPROCESS, crl_time_mono_ns() - tp);
     /* Step 3, the response cache: deterministic requests only (a sample must stay a fresh draw),
      * keyed on the exact features. A backend failure reads as a miss and is counted. */
     crl_cache_key_t key;
@@ -437,18 +439,25 @@ static void predict(crl_rctx_t *rc) {
                                                             : CRL_METRICS_CACHE_ERROR);
         if (r == CRL_CACHE_HIT) {
             uint64_t th = crl_time_mono_ns();
-            return crl_server__send_actions(rc, &pr, m, w->actions, (double)(th - t0) * 1e-6);
+            crl_server__send_actions(rc, &pr, m, w->actions, (double)(th - t0) * 1e-6);
+            crl_metrics_stage(w->metrics, CRL_STAGE_POSTPROCESS, crl_time_mono_ns() - th);
+            return;
         }
     }
     /* Step 4 through the dynamic batcher: the job gets a copy of the features. */
     if (crl__srv.batch) return crl_server__defer(rc, &pr, m, w->x, t0, cacheable ? &key : NULL);
-    st = crl_model_predict_features(m, w->ws, &pr, w->x, w->y, w->actions, &err);
+    uint64_t tf = crl_time_mono_ns();
+    st = crl_model_forward(m, w->ws, w->x, pr.n, w->y, &err);
+    uint64_t th = crl_time_mono_ns();
+    crl_metrics_stage(w->metrics, CRL_STAGE_INFERENCE, th - tf);
+    if (st == CRL_OK) st = crl_model_head(m, &pr, w->y, w->actions, &err);
     uint64_t t1 = crl_time_mono_ns();
     crl_metrics_inference(w->metrics, st == CRL_OK, pr.n, pr.deterministic, t1 - t0);
     if (st != CRL_OK) return crl_server__send_predict_error(rc, &pr, err.msg);
     if (cacheable && crl_cache_put(w->cache, &key, w->actions) == CRL_CACHE_ERROR)
         crl_metrics_cache(w->metrics, CRL_METRICS_CACHE_ERROR);
     crl_server__send_actions(rc, &pr, m, w->actions, (double)(t1 - t0) * 1e-6);
+    crl_metrics_stage(w->metrics, CRL_STAGE_POSTPROCESS, crl_time_mono_ns() - th);
 }
 
 void crl_server__send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_model_t *m,
