@@ -1,0 +1,158 @@
+"""test_prometheus.py: the per-stage histograms count each /predict once per stage, and a real
+Prometheus (Debian's `prometheus`) scraping carlarl every second sees exactly the requests sent and
+computes a finite latency quantile within the range the client observed."""
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.parse
+import urllib.request
+
+from harness import ONE_OBS, Server, main
+
+# Upper bounds of the original's latency buckets (seconds), as in src/metrics/metrics.c.
+DUR_BOUNDS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
+STAGES = ["queue_wait", "preprocess", "inference", "postprocess"]
+UNCACHED = dict(ONE_OBS, deterministic=False)  # never a cache hit: every stage runs
+
+
+def stage_counts(srv):
+    text = srv.request("GET", "/metrics")[2].decode()
+    return {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^carla_rl_stage_duration_seconds_count\{stage="(\w+)"\} (\d+)$', text, re.M)}
+
+
+class Stages(unittest.TestCase):
+    def test_inline(self):
+        with Server() as srv:
+            self.assertEqual(stage_counts(srv), {s: 0 for s in STAGES[1:]})
+            for _ in range(5):
+                self.assertEqual(srv.json("POST", "/predict", UNCACHED)[0], 200)
+            # queue_wait exists only with the batcher.
+            self.assertEqual(stage_counts(srv), {s: 5 for s in STAGES[1:]})
+
+    def test_batched(self):
+        env = {"BATCHING_ENABLED": "true", "BATCHING_MAX_QUEUE_DELAY_US": "500"}
+        with Server(env=env) as srv:
+            for _ in range(5):
+                self.assertEqual(srv.json("POST", "/predict", UNCACHED)[0], 200)
+            self.assertEqual(stage_counts(srv), {s: 5 for s in STAGES})
+
+    def test_rejected_request_is_no_stage(self):
+        with Server() as srv:
+            self.assertEqual(srv.json("POST", "/predict", {"observations": []})[0], 422)
+            self.assertEqual(stage_counts(srv), {s: 0 for s in STAGES[1:]})
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RealPrometheus(unittest.TestCase):
+    N = 25
+
+    def setUp(self):
+        self.prom_bin = shutil.which("prometheus")
+        if self.prom_bin is None:
+            self.fail("prometheus not found: install Debian's prometheus package "
+                      "(tools/install-deps.sh --test)")
+        self.tmp = tempfile.mkdtemp(prefix="crl-prom-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.srv = Server().start()
+        self.addCleanup(self.srv.stop)
+        self.prom_port = free_port()
+        yml = os.path.join(self.tmp, "prometheus.yml")
+        with open(yml, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                    "scrape_configs:\n  - job_name: carlarl\n    metrics_path: /metrics\n"
+                    "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % self.srv.port)
+        self.prom_log = open(os.path.join(self.tmp, "prometheus.log"), "w+")
+        self.prom = subprocess.Popen(
+            [self.prom_bin, "--config.file=" + yml,
+             "--storage.tsdb.path=" + os.path.join(self.tmp, "data"),
+             "--web.listen-address=127.0.0.1:%d" % self.prom_port],
+            stdout=self.prom_log, stderr=subprocess.STDOUT)
+        self.addCleanup(self.stop_prometheus)
+
+    def stop_prometheus(self):
+        if self.prom.poll() is None:
+            self.prom.terminate()
+            try:
+                self.prom.wait(10)
+            except subprocess.TimeoutExpired:
+                self.prom.kill()
+                self.prom.wait()
+        self.prom_log.close()
+
+    def prom_log_text(self):
+        self.prom_log.flush()
+        self.prom_log.seek(0)
+        return self.prom_log.read()[-3000:]
+
+    def query(self, expr):
+        """The instant vector's first value (None when empty)."""
+        url = "http://127.0.0.1:%d/api/v1/query?%s" % (
+            self.prom_port, urllib.parse.urlencode({"query": expr}))
+        with urllib.request.urlopen(url, timeout=5) as r:
+            doc = json.load(r)
+        self.assertEqual(doc["status"], "success", doc)
+        res = doc["data"]["result"]
+        return float(res[0]["value"][1]) if res else None
+
+    def scrapes(self):
+        """How many scrapes of carlarl Prometheus holds over the last minute."""
+        try:
+            v = self.query('count_over_time(up{job="carlarl"}[1m])')
+        except OSError:
+            return 0  # not listening yet
+        return int(v or 0)
+
+    def wait_scrapes(self, n, timeout=12.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.assertIsNone(self.prom.poll(), "prometheus exited:\n" + self.prom_log_text())
+            got = self.scrapes()
+            if got >= n:
+                return got
+            time.sleep(0.2)
+        self.fail("prometheus scraped carlarl fewer than %d times in %.0fs:\n%s"
+                  % (n, timeout, self.prom_log_text()))
+
+    def test_counts_and_quantile(self):
+        before = self.wait_scrapes(1)  # the stage histograms are in the TSDB at zero
+        latencies = []
+        conn = self.srv.conn()
+        for _ in range(self.N):
+            t0 = time.monotonic()
+            st, _, _ = self.srv.json("POST", "/predict", UNCACHED, conn=conn)
+            latencies.append(time.monotonic() - t0)
+            self.assertEqual(st, 200)
+        conn.close()
+        self.wait_scrapes(before + 2)
+        self.assertEqual(self.query('up{job="carlarl"}'), 1.0)
+        total = self.query('sum(carla_rl_http_requests_total{endpoint="/predict"})')
+        self.assertEqual(total, float(self.N))
+        self.assertEqual(self.query('sum(carla_rl_stage_duration_seconds_count{stage="inference"})'),
+                         float(self.N))
+        q = self.query('histogram_quantile(0.5, sum by (le) (rate('
+                       'carla_rl_stage_duration_seconds_bucket{stage="preprocess"}[1m])))')
+        self.assertIsNotNone(q)
+        self.assertTrue(math.isfinite(q), q)
+        # A stage is part of what the client waited for: the median lies at most at the upper
+        # bound of the bucket that holds the slowest request the client saw.
+        top = next((b for b in DUR_BOUNDS if b >= max(latencies)), DUR_BOUNDS[-1])
+        self.assertGreaterEqual(q, 0.0)
+        self.assertLessEqual(q, top, "p50 %.6f s, client latencies %.6f..%.6f s"
+                             % (q, min(latencies), max(latencies)))
+
+
+if __name__ == "__main__":
+    main()
