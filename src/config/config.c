@@ -795,6 +795,10 @@ static const opt_t k_opts[] = {
      "Share (0..1) of new traces marked sampled in the traceparent sent back (W3C Trace "
      "Context). A request that brings a valid traceparent keeps its trace id and its sampled "
      "flag; one without gets a new trace."},
+    {"monitoring", "metrics_path", T_STR, OFF(monitoring.metrics_path), "/metrics", 0, 0, NULL,
+     NOENV, NOCLI, 0, NULL,
+     "Path of the Prometheus exposition (GET/HEAD). It must start with `/` and replaces "
+     "`/metrics`, which then answers 404; a path that another endpoint uses is refused."},
     /* security */
     {"security",
      "cors_origins",
@@ -973,6 +977,17 @@ static void trim_copy(char *dst, size_t cap, const char *a, size_t n) {
     dst[n] = '\0';
 }
 
+/* monitoring.metrics_path: an absolute path that is not another endpoint's. */
+static int metrics_path_valid(const char *s) {
+    static const char *const taken[] = {"/predict",  "/healthz", "/metadata", "/warmup",
+                                        "/versions", "/live",    "/ready",    "/openapi.json",
+                                        "/docs",     "/redoc",   NULL};
+    if (s[0] != '/' || strchr(s, '?') || strchr(s, '#') || strchr(s, ' ')) return 0;
+    for (int i = 0; taken[i]; i++)
+        if (strcmp(s, taken[i]) == 0) return 0;
+    return 1;
+}
+
 static crl_status list_add(crl_strlist_t *l, const char *s, size_t n, crl_err *err,
                            const char *where, const char *name) {
     char item[CRL_ITEM_MAX];
@@ -1052,6 +1067,11 @@ static crl_status set_value(crl_config_t *c, const opt_t *o, const char *text,
         if (strlen(text) >= o->cap)
             return crl_err_set(err, CRL_ERANGE, "%s: %s: longer than %zu characters", where, name,
                                o->cap - 1);
+        if (o->off == offsetof(crl_config_t, monitoring.metrics_path) && !metrics_path_valid(text))
+            return crl_err_set(err, CRL_EFORMAT,
+                               "%s: %s: expected a path starting with / that no other endpoint "
+                               "uses, got '%s'",
+                               where, name, text);
         if (o->type == T_CPULIST && !cpulist_valid(text))
             return crl_err_set(err, CRL_EFORMAT,
                                "%s: %s: expected a cpu list such as 0-3,8, got '%s'", where, name,

@@ -105,6 +105,7 @@ typedef struct crl_config {
     } logging;
     struct {
         double trace_sample_rate; /* 0..1: share of new traces marked sampled */
+        char metrics_path[256];   /* where GET serves the Prometheus exposition; starts with / */
     } monitoring;
     struct {
         crl_strlist_t cors_origins;

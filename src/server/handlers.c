@@ -516,7 +516,10 @@ int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req) {
     h2o_iovec_t path = req->path_normalized;
     for (size_t i = 0; i < sizeof(k_routes) / sizeof(k_routes[0]); i++) {
         const route_t *r = &k_routes[i];
-        if (!h2o_memis(path.base, path.len, r->path, strlen(r->path))) continue;
+        /* monitoring.metrics_path moves the exposition (config.c keeps it off other routes). */
+        const char *rp =
+            r->id == CRL_ROUTE_METRICS ? crl__srv.cfg->monitoring.metrics_path : r->path;
+        if (!h2o_memis(path.base, path.len, rp, strlen(rp))) continue;
         rc.route = r->id;
         if (rc.method == r->method ||
             (r->method == CRL_METHOD_GET && rc.method == CRL_METHOD_HEAD)) {

@@ -50,6 +50,23 @@ class Stages(unittest.TestCase):
             self.assertEqual(stage_counts(srv), {s: 0 for s in STAGES[1:]})
 
 
+class MetricsPath(unittest.TestCase):
+    def test_moved(self):
+        with Server(env={"MONITORING_METRICS_PATH": "/internal/metrics"}) as srv:
+            st, _, body = srv.request("GET", "/internal/metrics")
+            self.assertEqual(st, 200)
+            self.assertIn(b"carla_rl_stage_duration_seconds_count", body)
+            self.assertEqual(srv.request("GET", "/metrics")[0], 404)
+
+    def test_refused(self):
+        for bad in ("metrics", "/predict"):
+            r = subprocess.run([os.environ.get("CARLARL_BIN", "build/carlarl"), "config",
+                                "--set", "monitoring.metrics_path=" + bad],
+                               capture_output=True, text=True, timeout=10)
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn("monitoring.metrics_path", r.stderr)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,13 +83,14 @@ class RealPrometheus(unittest.TestCase):
                       "(tools/install-deps.sh --test)")
         self.tmp = tempfile.mkdtemp(prefix="crl-prom-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.srv = Server().start()
+        # Prometheus scrapes a moved exposition (monitoring.metrics_path).
+        self.srv = Server(env={"MONITORING_METRICS_PATH": "/internal/metrics"}).start()
         self.addCleanup(self.srv.stop)
         self.prom_port = free_port()
         yml = os.path.join(self.tmp, "prometheus.yml")
         with open(yml, "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                    "scrape_configs:\n  - job_name: carlarl\n    metrics_path: /metrics\n"
+                    "scrape_configs:\n  - job_name: carlarl\n    metrics_path: /internal/metrics\n"
                     "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % self.srv.port)
         self.prom_log = open(os.path.join(self.tmp, "prometheus.log"), "w+")
         self.prom = subprocess.Popen(
