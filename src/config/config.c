@@ -33,6 +33,8 @@ typedef struct opt {
 static const char *const k_devices[] = {"auto", "cpu", "cuda", "mps", NULL};
 static const char *const k_precisions[] = {"float32", "float16", "bfloat16", "int8", NULL};
 static const char *const k_levels[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", NULL};
+/* In the order of crl_log_format (core/log.h). */
+static const char *const k_log_formats[] = {"json", "text", "auto", NULL};
 static const char *const k_isas[] = {"auto", "generic", "avx2", "avx512", "neon", NULL};
 static const char *const k_efficiency[] = {"low", "medium", "high", NULL};
 /* In the order of crl_cache_backend (cache/cache.h). */
@@ -779,6 +781,37 @@ static const opt_t k_opts[] = {
      1,
      NULL,
      "DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."},
+    {"logging",
+     "format",
+     T_ENUM,
+     OFF(logging.format),
+     "auto",
+     0,
+     0,
+     k_log_formats,
+     {"LOG_FORMAT"},
+     {"--log-format"},
+     1,
+     NULL,
+     "json: one flat JSON object per line (timestamp, level, event, message and the event's "
+     "fields). text: `2026-11-27T12:00:00.123Z INFO  event message key=value ...`. auto: text "
+     "when stderr is a terminal, else json."},
+    {"logging",
+     "access_log",
+     T_BOOL,
+     OFF(logging.access_log),
+     "true",
+     0,
+     0,
+     NULL,
+     {"LOG_ACCESS"},
+     NOCLI,
+     1,
+     NULL,
+     "One `http_request` line per response at INFO (request_id, trace_id, method, path, status, "
+     "duration_ms, model_version); hidden when logging.level is above INFO. false: none. Lines "
+     "are written by a logger thread, never by a request thread; when it falls behind, lines "
+     "are dropped and counted in carla_rl_log_dropped_total."},
     /* monitoring */
     {"monitoring",
      "trace_sample_rate",

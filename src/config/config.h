@@ -101,7 +101,9 @@ typedef struct crl_config {
         long retry_ms;
     } cache;
     struct {
-        int level; /* crl_log_level */
+        int level;      /* index into DEBUG..CRITICAL; crl_log_level is (level + 1) * 10 */
+        int format;     /* crl_log_format: json, text, auto */
+        int access_log; /* one http_request line per response, at INFO */
     } logging;
     struct {
         double trace_sample_rate; /* 0..1: share of new traces marked sampled */

@@ -465,6 +465,7 @@ void crl_server__send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const
     size_t cap = crl_json_predict_response_cap(pr->n, strlen(m->version));
     char *out = crl_server__body(rc, cap);
     size_t len = crl_json_predict_response(out, actions, pr->n, m->version, ms, pr->deterministic);
+    rc->model_version = m->version; /* m outlives the send, which logs it */
     crl_server__send(rc, 200, k_json, out, len);
 }
 

@@ -132,6 +132,31 @@ void crl_server__slabs_free(crl_worker_t *w) {
     }
 }
 
+/* The access log line: flat JSON members, the path escaped (it is the client's bytes). */
+static void log_access(const crl_rctx_t *rc, int status, uint64_t dur) {
+    const h2o_req_t *req = rc->req;
+    const char *mv = rc->model_version ? rc->model_version
+                     : rc->w->model    ? rc->w->model->version
+                                       : NULL;
+    char method[104], path[1210], version[800];
+    crl_log_json_str(method, sizeof(method), req->method.base,
+                     req->method.len < 16 ? req->method.len : 16);
+    crl_log_json_str(path, sizeof(path), req->path.base, req->path.len < 200 ? req->path.len : 200);
+    if (mv == NULL || crl_log_json_str(version, sizeof(version), mv, strlen(mv)) == 0)
+        snprintf(version, sizeof(version), "null");
+    /* Both ids are plain [A-Za-z0-9._:-] and hex, so they need no escaping. */
+    char fields[2300];
+    snprintf(fields, sizeof(fields),
+             "\"request_id\":\"%s\",\"trace_id\":\"%.32s\",\"method\":%s,\"path\":%s,"
+             "\"status\":%d,\"duration_ms\":%.3f,\"model_version\":%s",
+             rc->rid, rc->tp[0] ? rc->tp + 3 : "", method, path, status, (double)dur * 1e-6,
+             version);
+    crl_log_fields(CRL_LOG_INFO, "http_request", fields, "%.*s %.*s %d %.3f ms",
+                   (int)req->method.len, req->method.base,
+                   (int)(req->path.len < 200 ? req->path.len : 200), req->path.base, status,
+                   (double)dur * 1e-6);
+}
+
 void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char *body, size_t len) {
     h2o_req_t *req = rc->req;
     req->res.status = status;
@@ -145,16 +170,7 @@ void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char 
     char *pt = h2o_mem_alloc_pool(&req->pool, 32);
     add_hdr_str(req, "x-process-time", pt, fmt_seconds(pt, dur));
     crl_metrics_http(rc->w->metrics, rc->route, rc->method, status, dur);
-    if (crl_log_enabled(CRL_LOG_DEBUG)) { /* the access log: DEBUG only, it costs a write */
-        /* Both ids are plain [A-Za-z0-9._:-] and hex, so they need no escaping. */
-        char fields[160];
-        snprintf(fields, sizeof(fields), "\"request_id\":\"%s\",\"trace_id\":\"%.32s\"", rc->rid,
-                 rc->tp[0] ? rc->tp + 3 : "");
-        crl_log_fields(CRL_LOG_DEBUG, "http_request", fields, "%.*s %.*s %d %.3f ms request_id=%s",
-                       (int)req->method.len, req->method.base,
-                       (int)(req->path.len < 200 ? req->path.len : 200), req->path.base, status,
-                       (double)dur * 1e-6, rc->rid);
-    }
+    if (crl_log_access_enabled()) log_access(rc, status, dur);
 
     crl_resp_slab_t *slab = rc->slab;
     if (slab != NULL && body >= slab->data && body < slab->data + slab_bytes(slab->cls)) {

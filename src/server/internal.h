@@ -102,8 +102,9 @@ typedef struct crl_rctx {
     /* The traceparent sent back: "00-<trace id>-<this request's span id>-<flags>" (W3C Trace
      * Context), filled by crl_server__trace. tp[0] == '\0' until then. */
     char tp[CRL_TRACEPARENT_LEN + 1];
-    h2o_iovec_t origin;    /* CORS: the request's Origin, base == NULL if absent */
-    crl_resp_slab_t *slab; /* the body's slab (crl_server__body), sent by crl_server__send */
+    h2o_iovec_t origin;        /* CORS: the request's Origin, base == NULL if absent */
+    crl_resp_slab_t *slab;     /* the body's slab (crl_server__body), sent by crl_server__send */
+    const char *model_version; /* the model that answered, for the access log; NULL if none */
 } crl_rctx_t;
 
 /* batched.c: /predict through the dynamic batcher (dependency-lab.md §9.1, §9.2). */

@@ -251,6 +251,13 @@ static crl_log_level log_level_of(const crl_config_t *c) {
     return (crl_log_level)((c->logging.level + 1) * 10);
 }
 
+/* logging.*: all three are reloadable. */
+static void apply_logging(const crl_config_t *c) {
+    crl_log_set_level(log_level_of(c));
+    crl_log_set_format((crl_log_format)c->logging.format);
+    crl_log_set_access(c->logging.access_log);
+}
+
 crl_status crl_server_check(const crl_config_t *c, crl_err *err) {
     if (c->model.device == CRL_DEVICE_CUDA)
         return crl_err_set(err, CRL_EUNSUPPORTED,
@@ -433,7 +440,7 @@ static void reload(int argc, char **argv, crl_config_t **history, size_t *n_hist
         return;
     }
     int restart = crl_config_diff(cur, next);
-    crl_log_set_level(log_level_of(next));
+    apply_logging(next);
     atomic_store_explicit(&crl__srv.live, next, memory_order_release);
     history[(*n_history)++] = next;
     CRL_INFO("config_reload", "configuration reloaded%s",
@@ -448,7 +455,9 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
     crl__srv.started_wall = crl_time_wall();
     crl__srv.started_mono = crl_time_mono_ns();
     crl__srv.git = *c->server.git_sha ? c->server.git_sha : CRL_GIT_SHA;
-    crl_log_set_level(log_level_of(c));
+    apply_logging(c);
+    /* From here on no request thread writes to stderr: a logger thread does (core/log.h). */
+    crl_log_start();
 
     /* A vanished client must be an error code on write, never a process kill. gzip allocates and
      * frees ~260 KB of zlib state per response; without a high trim threshold glibc hands it back
@@ -593,5 +602,6 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
     crl_pool_free(crl__srv.pool); /* after the last model: models hold workspaces for it */
     crl__srv.pool = NULL;
     if (st == CRL_OK) CRL_INFO("shutdown", "stopped cleanly");
+    crl_log_stop(); /* writes what is queued; the early returns above rely on its atexit */
     return st;
 }

@@ -124,7 +124,7 @@ class Levers(unittest.TestCase):
         t0 = time.monotonic()
         for line in p.stderr:
             log += line
-            if '"event_type":"memory_pinning"' in line or time.monotonic() - t0 > 10:
+            if '"event":"memory_pinning"' in line or time.monotonic() - t0 > 10:
                 break
         p.send_signal(signal.SIGTERM)
         p.wait(10)

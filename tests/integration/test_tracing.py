@@ -111,7 +111,7 @@ class Tracing(unittest.TestCase):
             time.sleep(0.05)
         self.assertIsNotNone(line, self.srv.log()[-2000:])
         rec = json.loads(line)  # still one flat JSON object per line
-        self.assertEqual(rec["event_type"], "http_request")
+        self.assertEqual(rec["event"], "http_request")
         self.assertEqual(rec["trace_id"], trace)
         self.assertEqual(rec["request_id"], "trace-log-test")
 
