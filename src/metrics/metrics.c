@@ -1,6 +1,7 @@
 /* metrics.c: per-thread shards and the Prometheus text exposition. */
 #include "metrics/metrics.h"
 
+#include "core/log.h"
 #include "core/fmt.h"
 
 #include <dirent.h>
@@ -366,6 +367,12 @@ static void write_info(crl_buf *out, const crl_metrics_state_t *st) {
                    "# TYPE carla_rl_build_info gauge\n"
                    "carla_rl_build_info{version=\"%s\",git=\"%s\",isa=\"%s\"} 1\n",
                    CRL_VERSION, CRL_GIT_SHA, st->isa ? st->isa : "unknown");
+    crl_buf_printf(out,
+                   "# HELP carla_rl_log_dropped_total Log lines dropped because the logger thread "
+                   "fell behind\n"
+                   "# TYPE carla_rl_log_dropped_total counter\n"
+                   "carla_rl_log_dropped_total %llu\n",
+                   crl_log_dropped());
     crl_buf_puts(out, "# HELP carla_rl_model_info The model being served\n"
                       "# TYPE carla_rl_model_info gauge\n");
     if (!st->model_version) return;

@@ -133,7 +133,7 @@ void crl_server__slabs_free(crl_worker_t *w) {
 }
 
 /* The access log line: flat JSON members, the path escaped (it is the client's bytes). */
-static void log_access(const crl_rctx_t *rc, int status, uint64_t dur) {
+void crl_server__log_access(const crl_rctx_t *rc, int status, uint64_t dur) {
     const h2o_req_t *req = rc->req;
     const char *mv = rc->model_version ? rc->model_version
                      : rc->w->model    ? rc->w->model->version
@@ -170,7 +170,7 @@ void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char 
     char *pt = h2o_mem_alloc_pool(&req->pool, 32);
     add_hdr_str(req, "x-process-time", pt, fmt_seconds(pt, dur));
     crl_metrics_http(rc->w->metrics, rc->route, rc->method, status, dur);
-    if (crl_log_access_enabled()) log_access(rc, status, dur);
+    if (crl_log_access_enabled()) crl_server__log_access(rc, status, dur);
 
     crl_resp_slab_t *slab = rc->slab;
     if (slab != NULL && body >= slab->data && body < slab->data + slab_bytes(slab->cls)) {

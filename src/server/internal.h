@@ -121,6 +121,10 @@ void crl_server__send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const
                               const float *actions, double ms);
 void crl_server__send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr, const char *msg);
 
+/* http.c: the access log line of one response (dur in ns); callers check
+ * crl_log_access_enabled. */
+void crl_server__log_access(const crl_rctx_t *rc, int status, uint64_t dur);
+
 /* handlers.c */
 int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req);
 int crl_server__refresh_model(crl_worker_t *w);

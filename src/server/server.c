@@ -217,6 +217,8 @@ static void on_fallback_response(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     int n = snprintf(pt, 32, "%.6f", secs > 0 ? secs : 0.0);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-process-time"), 0, NULL, pt,
                           (size_t)n);
+    if (crl_log_access_enabled())
+        crl_server__log_access(&rc, req->res.status, (uint64_t)((secs > 0 ? secs : 0.0) * 1e9));
     h2o_setup_next_ostream(req, slot);
 }
 
