@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +38,7 @@ static size_t g_tail;          /* next slot the logger takes; the logger's alone
 static _Atomic int g_async;    /* the logger thread is running: lines go through the ring */
 static _Atomic int g_stopping; /* crl_log_stop asked the logger to finish */
 static _Atomic unsigned long long g_dropped;
+static _Atomic int g_sleeping; /* the logger waits on g_wake: the next producer posts it */
 static sem_t g_wake;
 static pthread_t g_thread;
 static pthread_mutex_t g_start_mu = PTHREAD_MUTEX_INITIALIZER; /* start/stop only */
@@ -223,7 +226,13 @@ static int ring_push(const char *line, size_t len) {
                 memcpy(s->line, line, len);
                 s->len = len;
                 atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
-                sem_post(&g_wake);
+                /* One sem_post (a futex syscall) per wake-up, not per line. The fence pairs with
+                 * the logger's: either it sees this line before sleeping or we see it asleep. A
+                 * wake-up missed anyway costs at most the logger's one-second timeout. */
+                atomic_thread_fence(memory_order_seq_cst);
+                if (atomic_load_explicit(&g_sleeping, memory_order_relaxed) &&
+                    atomic_exchange(&g_sleeping, 0))
+                    sem_post(&g_wake);
                 return 1;
             }
         } else if (dif < 0) {
@@ -272,14 +281,22 @@ static void report_drops(unsigned long long *reported, struct timespec *last) {
 
 static void *logger_main(void *arg) {
     (void)arg;
+    prctl(PR_SET_NAME, "crl-log"); /* so tools (and tests) can tell it from the workers */
     unsigned long long reported = 0;
     struct timespec last = {0, 0};
     while (!atomic_load(&g_stopping)) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 1;
-        while (sem_timedwait(&g_wake, &until) != 0 && errno == EINTR) {
+        atomic_store(&g_sleeping, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        slot_t *next = &g_ring[g_tail & (RING_SLOTS - 1)];
+        if (atomic_load_explicit(&next->seq, memory_order_acquire) != g_tail + 1 &&
+            !atomic_load(&g_stopping)) {
+            while (sem_timedwait(&g_wake, &until) != 0 && errno == EINTR) {
+            }
         }
+        atomic_store(&g_sleeping, 0);
         ring_drain();
         report_drops(&reported, &last);
     }
@@ -297,8 +314,13 @@ void crl_log_start(void) {
         atomic_store(&g_stopping, 0);
         static int sem_ok;
         if (!sem_ok) sem_ok = sem_init(&g_wake, 0, 0) == 0;
+        /* The logger takes no signals: the main thread sigwaits for them. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
         if (sem_ok && pthread_create(&g_thread, NULL, logger_main, NULL) == 0)
             atomic_store(&g_async, 1);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (!registered) registered = atexit(crl_log_stop) == 0;
     }
     pthread_mutex_unlock(&g_start_mu);

@@ -142,7 +142,10 @@ class Levers(unittest.TestCase):
                 if int(tid) == srv.proc.pid:
                     continue
                 with open("/proc/%d/task/%s/status" % (srv.proc.pid, tid)) as f:
-                    allowed.append(re.search(r"Cpus_allowed_list:\s*(\S+)", f.read()).group(1))
+                    status = f.read()
+                if re.search(r"^Name:\s*crl-log$", status, re.M):
+                    continue  # the logger thread (core/log.c) is not a worker
+                allowed.append(re.search(r"Cpus_allowed_list:\s*(\S+)", status).group(1))
         # One worker per CPU of the list, each pinned to its own CPU.
         self.assertEqual(sorted(allowed), sorted(str(i) for i in range(ncpu)), allowed)
 
@@ -160,16 +163,18 @@ class Reload(unittest.TestCase):
             with open(path, "w") as f:
                 f.write(text)
 
-        write("logging:\n  level: WARNING\nsecurity:\n  cors_origins: [\"http://a.test\"]\n")
+        write("logging:\n  level: WARNING\n  access_log: false\n"
+              "security:\n  cors_origins: [\"http://a.test\"]\n")
         with Server(args=["--config", path, "--log-level", "INFO"], workers=1) as srv:
-            # The command line (INFO) beats the file; a request logs nothing at INFO.
+            # The command line (INFO) beats the file; the file turns the access log off.
             srv.request("GET", "/healthz")
             time.sleep(0.2)
             self.assertNotIn("http_request", srv.log())
             _, h, _ = srv.request("GET", "/healthz", headers={"Origin": "http://b.test"})
             self.assertNotIn("access-control-allow-origin", h)
 
-            write("logging:\n  level: DEBUG\nsecurity:\n  cors_origins: [\"http://b.test\"]\n"
+            write("logging:\n  level: DEBUG\n  access_log: false\n"
+                  "security:\n  cors_origins: [\"http://b.test\"]\n"
                   "server:\n  gzip_min_size: 500\n")
             srv.proc.send_signal(signal.SIGHUP)
             self.wait_for(srv, "configuration reloaded")
@@ -179,6 +184,7 @@ class Reload(unittest.TestCase):
             _, h, _ = srv.request("GET", "/healthz", headers={"Origin": "http://b.test"})
             self.assertEqual(h.get("access-control-allow-origin"), "http://b.test")
             # The command line still wins over the file on reload: level stays INFO.
+            self.assertNotIn("logging.level", log)
             srv.request("GET", "/healthz")
             time.sleep(0.2)
             self.assertNotIn("http_request", srv.log())

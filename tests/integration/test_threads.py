@@ -32,13 +32,16 @@ def actions(srv, body):
 
 
 def helper_threads(srv):
-    """The names and CPU lists of the server's threads other than the main one."""
+    """The CPU lists of the server's threads other than the main one and the logger."""
     out = []
     for tid in sorted(os.listdir("/proc/%d/task" % srv.proc.pid), key=int):
         if int(tid) == srv.proc.pid:
             continue
         with open("/proc/%d/task/%s/status" % (srv.proc.pid, tid)) as f:
-            out.append(re.search(r"Cpus_allowed_list:\s*(\S+)", f.read()).group(1))
+            status = f.read()
+        if re.search(r"^Name:\s*crl-log$", status, re.M):
+            continue
+        out.append(re.search(r"Cpus_allowed_list:\s*(\S+)", status).group(1))
     return out
 
 
