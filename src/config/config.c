@@ -800,7 +800,7 @@ static const opt_t k_opts[] = {
      "access_log",
      T_BOOL,
      OFF(logging.access_log),
-     "true",
+     "false",
      0,
      0,
      NULL,
@@ -811,7 +811,8 @@ static const opt_t k_opts[] = {
      "One `http_request` line per response at INFO (request_id, trace_id, method, path, status, "
      "duration_ms, model_version); hidden when logging.level is above INFO. false: none. Lines "
      "are written by a logger thread, never by a request thread; when it falls behind, lines "
-     "are dropped and counted in carla_rl_log_dropped_total."},
+     "are dropped and counted in carla_rl_log_dropped_total. Off by default: measured at "
+     "about 10 us of server CPU per request (13 -> 23 us for the example /predict)."},
     /* monitoring */
     {"monitoring",
      "trace_sample_rate",

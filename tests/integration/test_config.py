@@ -189,11 +189,11 @@ class Reload(unittest.TestCase):
             time.sleep(0.2)
             self.assertNotIn("http_request", srv.log())
 
-        write("logging:\n  level: DEBUG\n")
+        write("logging:\n  level: DEBUG\n  access_log: true\n")
         with Server(args=["--config", path], workers=1) as srv:
             srv.request("GET", "/live")
-            self.wait_for(srv, "http_request")  # DEBUG from the file: the access log is on
-            write("logging:\n  level: WARNING\n")
+            self.wait_for(srv, "http_request")  # the file turns the access log on
+            write("logging:\n  level: WARNING\n  access_log: true\n")
             srv.proc.send_signal(signal.SIGHUP)
             self.wait_for(srv, "logging.level: DEBUG -> WARNING (applied)")
             n = srv.log().count("http_request")

@@ -37,7 +37,7 @@ def traffic(srv):
 
 class JsonLines(unittest.TestCase):
     def test_every_line_is_flat_json_and_access_lines_are_complete(self):
-        srv = Server(env={"LOG_FORMAT": "json"}).start()
+        srv = Server(env={"LOG_FORMAT": "json", "LOG_ACCESS": "true"}).start()
         try:
             seen = traffic(srv)
         finally:
@@ -80,7 +80,7 @@ class JsonLines(unittest.TestCase):
 
 class TextAndOff(unittest.TestCase):
     def test_text_format_is_readable_and_not_json(self):
-        srv = Server(env={"LOG_FORMAT": "text"}).start()
+        srv = Server(env={"LOG_FORMAT": "text", "LOG_ACCESS": "true"}).start()
         try:
             traffic(srv)
         finally:

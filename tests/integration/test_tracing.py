@@ -24,7 +24,7 @@ def parse(tp):
 class Tracing(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server(env={"LOG_LEVEL": "debug"}).start()
+        cls.srv = Server(env={"LOG_LEVEL": "debug", "LOG_ACCESS": "true"}).start()
 
     @classmethod
     def tearDownClass(cls):
