@@ -144,13 +144,19 @@ static crl_status env_block(const crl_yaml_node_t *root, const char *path, const
                        name, env, have[0] ? have : "none");
 }
 
+/* The index of `key` in names[0..n), or n when it is not there. */
+static int key_index(const char *const *names, int n, const char *key) {
+    int i = 0;
+    while (i < n && strcmp(key, names[i]) != 0)
+        i++;
+    return i;
+}
+
 /* Reads the block's limits; has[m] says which checks it asks for. */
 static crl_status read_limits(const crl_yaml_node_t *block, const char *path, const char *name,
                               double *limit, int *has, crl_err *err) {
     for (size_t i = 0; i < block->n; i++) {
-        int m = 0;
-        while (m < M_COUNT && strcmp(block->keys[i], THRESHOLD_KEY[m]) != 0)
-            m++;
+        int m = key_index(THRESHOLD_KEY, M_COUNT, block->keys[i]);
         if (m == M_COUNT)
             return crl_err_set(err, CRL_EFORMAT,
                                "%s:%d: %s.%s: unknown threshold (known: p50_latency_ms, "
@@ -247,9 +253,7 @@ static crl_status regression_block(const crl_yaml_node_t *block, const char *pat
         return crl_err_set(err, CRL_EFORMAT, "%s:%d: %s: expected a mapping", path, block->line,
                            name);
     for (size_t i = 0; i < block->n; i++) {
-        int k = 0;
-        while (k < R_COUNT && strcmp(block->keys[i], REGRESSION_KEY[k]) != 0)
-            k++;
+        int k = key_index(REGRESSION_KEY, R_COUNT, block->keys[i]);
         if (k == R_COUNT)
             return crl_err_set(err, CRL_EFORMAT,
                                "%s:%d: %s.%s: unknown key (known: latency_increase_percent, "
