@@ -55,10 +55,21 @@ typedef struct crl_kernels {
                                const float *b, size_t out, float *y);
     void (*linear_packed_bf16_relu)(const float *x, size_t rows, size_t in, const uint16_t *packed,
                                     const float *b, size_t out, float *y);
-    /* Optional vector exp and erf (SLEEF's 1-ulp functions in the SIMD tables; a NaN comes back as
-     * that NaN). NULL in generic: the graph then calls libm's expf / erff per element. */
+    /* Optional vector exp and erf (the SIMD tables: SLEEF's 1-ulp exp; erf from vmath.h, within
+     * 2 ulp of libm's erff; a NaN comes back as that NaN). NULL in generic: the graph then calls
+     * libm's expf / erff per element. */
     void (*exp)(float *x, size_t n);
     void (*erf)(float *x, size_t n);
+    /* Optional GELU, y = (x * (erf(x / c) + 1)) * 0.5 lane by lane with this table's erf: the
+     * float operations of torch's exported erf chain, so the same bits (y may be x). NULL in
+     * generic: the graph runs the chain with libm's erff. */
+    void (*gelu)(const float *x, float *y, size_t n, float c);
+    /* Optional LayerNormalization of `rows` rows of m: per row, mean and then the mean of the
+     * squared deviations in float (torch's precision), inv = 1 / sqrt(var + eps), and
+     * y = (x - mean) * inv * gamma + beta. Each row on its own: batch invariant. NULL in generic:
+     * the graph computes the statistics in double. */
+    void (*layernorm)(const float *x, size_t rows, size_t m, const float *gamma, const float *beta,
+                      float eps, float *y);
 } crl_kernels_t;
 
 /* The reference table. */

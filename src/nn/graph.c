@@ -995,8 +995,13 @@ static float unop(const nn_node *n, float x) {
 
 /* y = (x * (erf(x / c) + 1)) * 0.5, element by element: exactly the float operations of the
  * Div, Erf, Add, Mul, Mul chain it replaces (fuse_gelu), with the table's erf (libm's erff when it
- * has none), in one pass over blocks small enough to stay in L1. y may be x. */
+ * has none): the table's gelu when it has one, else in one pass over blocks small enough to stay
+ * in L1. y may be x. */
 static void run_gelu(const crl_kernels_t *k, float c, const float *x, float *y, size_t n) {
+    if (k->gelu) {
+        k->gelu(x, y, n, c);
+        return;
+    }
     float t[256];
     for (size_t i0 = 0; i0 < n; i0 += 256) {
         size_t m = n - i0 < 256 ? n - i0 : 256;
@@ -1395,6 +1400,10 @@ static void exec_node(const crl_kernels_t *k, int packed, const nn_node *n, size
     case CRL_NN_LAYERNORM: {
         size_t outer = prod(d, 0, ax), m = prod(d, ax, r);
         const float *gam = n->p, *bet = n->p + m;
+        if (k->layernorm) {
+            k->layernorm(x, outer, m, gam, bet, n->a.eps, y);
+            return;
+        }
         for (size_t o = 0; o < outer; o++) {
             const float *xs = x + o * m;
             float *ys = y + o * m;

@@ -4,9 +4,10 @@
  * chunks and output panels), unaligned rows and outputs, nothing written outside the output, and
  * the same bits for a row alone or in a batch; weights packed at load time (pack / linear_packed)
  * give exactly linear's bits; the elementwise kernels bit for bit on lengths 0..67 with special
- * values, except the SLEEF tanh and sigmoid, which must stay within 2e-7 of libm for |x| <= 20 and
- * match it exactly on NaN, +-0 and +-inf. A table the CPU lacks is reported as skipped, not passed
- * silently. */
+ * values, except tanh and sigmoid (vmath.h, SLEEF), which must stay within 2e-7 of libm for
+ * |x| <= 20 and match it exactly on NaN, +-0 and +-inf; erf within 2 ulp of libm's; gelu exactly
+ * the exported chain's operations; layernorm against a double reference, row by row the same bits
+ * in any batch. A table the CPU lacks is reported as skipped, not passed silently. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -187,8 +188,9 @@ static void test_linear_zero_rows_or_outputs(void **state) {
  * batcher mixes rows of unrelated requests, and each request's answer must not depend on them. */
 static void test_linear_batch_invariant(void **state) {
     (void)state;
-    static const size_t shapes[][2] = {{5, 64}, {64, 64},  {64, 3},  {17, 15}, {130, 130},
-                                       {3, 5},  {300, 20}, {16, 17}, {1, 1},   {7, 9}};
+    static const size_t shapes[][2] = {{5, 64},  {64, 64}, {64, 3},  {17, 15}, {130, 130},
+                                       {3, 5},   {300, 20}, {16, 17}, {1, 1},  {7, 9},
+                                       {256, 3}, {257, 2},  {32, 3}};
     static const size_t chunks[] = {1, 2, 3, 5, 7, 16, 33};
     enum { ROWS = 200 };
     for (size_t t = 0; t < N_ISAS + 1; t++) {
@@ -355,7 +357,7 @@ static void test_add_row_matches_generic(void **state) {
 /* Every float of [-20, 20] at a fine step (and every 97th float bit pattern in that range's
  * magnitude, both signs), in vectors of 16 so each lane position sees them: tanh and sigmoid
  * within ACT_TOL of libm. Outside [-20, 20] both saturate; the specials below cover that. */
-/* The optional vector exp and erf (SLEEF) against libm: exp within 2 ulp-ish relative (2.4e-7)
+/* The optional vector exp (SLEEF) and erf (vmath.h) against libm: exp within 2 ulp-ish relative (2.4e-7)
  * over [-87, 88], erf within 2.4e-7 absolute over [-6, 6]; a NaN comes back as itself, +-inf and
  * +-0 as libm gives them; every tail length, nothing written past n. generic has neither. */
 static void test_sleef_exp_erf(void **state) {
@@ -413,6 +415,133 @@ static void test_sleef_exp_erf(void **state) {
                     assert_true(fabsf(f[i] - wf) <= 2.4e-7f);
                 }
             }
+        }
+    }
+}
+
+/* erf to within 2 ulp of libm's erff (and 1.2e-7 absolute) over every magnitude: 100,000 points
+ * of [-4.5, 4.5] and 2,000 tiny ones per sign from 1e-38 up, where only a relative bound shows a
+ * formula that loses the small values. */
+static void test_erf_ulp(void **state) {
+    (void)state;
+    enum { N = 100000, T = 2000 };
+    static float v[N + 2 * T];
+    for (size_t t = 0; t < N_ISAS; t++) {
+        const crl_kernels_t *k = isa_table(isa_names[t]);
+        if (k == NULL) continue;
+        for (size_t i = 0; i < N; i++)
+            v[i] = (float)(-4.5 + 9.0 * (double)i / (double)(N - 1));
+        for (size_t i = 0; i < T; i++) {
+            v[N + i] = (float)pow(10.0, -38.0 + 38.0 * (double)i / (double)T);
+            v[N + T + i] = -v[N + i];
+        }
+        static float in[N + 2 * T];
+        memcpy(in, v, sizeof(v));
+        k->erf(v, N + 2 * T);
+        double worst = 0;
+        for (size_t i = 0; i < N + 2 * T; i++) {
+            float want = erff(in[i]);
+            double ulp = (double)nextafterf(fabsf(want), INFINITY) - (double)fabsf(want);
+            double e = fabs((double)v[i] - (double)want) / ulp;
+            if (e > worst) worst = e;
+            if (!(e <= 2.0 && fabs((double)v[i] - (double)want) <= 1.2e-7))
+                fail_msg("%s erf(%.9g) = %.9g, libm %.9g (%.2f ulp)", k->name, (double)in[i],
+                         (double)v[i], (double)want, e);
+        }
+        print_message("[  INFO    ] %s erf: max %.2f ulp from libm\n", k->name, worst);
+    }
+}
+
+/* gelu(x, y, n, c) gives the bits of the chain it replaces, t = x / c, the table's erf(t),
+ * (x * (t + 1)) * 0.5, for every length and tail, in place or not, writing nothing past n. */
+static void test_gelu_is_the_chain(void **state) {
+    (void)state;
+    enum { MAXN = 70 };
+    const float cs[] = {1.41421354f, 1.0f, 0.5f};
+    for (size_t t = 0; t < N_ISAS; t++) {
+        const crl_kernels_t *k = isa_table(isa_names[t]);
+        if (k == NULL) continue;
+        assert_non_null(k->gelu);
+        for (size_t ci = 0; ci < sizeof(cs) / sizeof(cs[0]); ci++)
+            for (size_t n = 0; n <= MAXN; n++) {
+                float x[MAXN + 1], y[MAXN + 1], want[MAXN], tt[MAXN];
+                fill_special(x, n);
+                for (size_t i = 0; i < n; i++)
+                    tt[i] = x[i] / cs[ci];
+                k->erf(tt, n);
+                for (size_t i = 0; i < n; i++)
+                    want[i] = (x[i] * (tt[i] + 1.0f)) * 0.5f;
+                y[n] = SENTINEL;
+                k->gelu(x, y, n, cs[ci]);
+                assert_true(y[n] == SENTINEL);
+                assert_same_bits(y, want, n, "gelu", n);
+                x[n] = SENTINEL;
+                k->gelu(x, x, n, cs[ci]); /* in place */
+                assert_true(x[n] == SENTINEL);
+                assert_same_bits(x, want, n, "gelu in place", n);
+            }
+    }
+}
+
+/* layernorm against statistics in double: every row within 2e-6 relative of the exact answer
+ * plus the centring's float rounding (torch computes in float too); a row's bits do not depend on the rows around it; nothing is
+ * written past the rows. Widths cover tails, one vector, several, and width 1. */
+static void test_layernorm(void **state) {
+    (void)state;
+    static const size_t widths[] = {1, 3, 8, 16, 17, 32, 33, 100, 257};
+    enum { ROWS = 37 };
+    for (size_t t = 0; t < N_ISAS; t++) {
+        const crl_kernels_t *k = isa_table(isa_names[t]);
+        if (k == NULL) continue;
+        assert_non_null(k->layernorm);
+        for (size_t wi = 0; wi < sizeof(widths) / sizeof(widths[0]); wi++) {
+            size_t m = widths[wi];
+            float *x = malloc(ROWS * m * sizeof(float)), *y = malloc((ROWS * m + 1) * sizeof(float));
+            float *one = malloc((m + 1) * sizeof(float)), *g = malloc(m * sizeof(float));
+            float *b = malloc(m * sizeof(float));
+            assert_true(x && y && one && g && b);
+            for (size_t i = 0; i < ROWS * m; i++) /* rows with an offset: the mean matters */
+                x[i] = rnd() + (float)(i / m % 5) * 10.0f;
+            for (size_t i = 0; i < m; i++) {
+                g[i] = rnd();
+                b[i] = rnd();
+            }
+            const float eps = 1e-5f;
+            y[ROWS * m] = SENTINEL;
+            k->layernorm(x, ROWS, m, g, b, eps, y);
+            assert_true(y[ROWS * m] == SENTINEL);
+            for (size_t r = 0; r < ROWS; r++) {
+                const float *xr = x + r * m;
+                double mean = 0, var = 0;
+                for (size_t i = 0; i < m; i++)
+                    mean += xr[i];
+                mean /= (double)m;
+                for (size_t i = 0; i < m; i++)
+                    var += (xr[i] - mean) * (xr[i] - mean);
+                var /= (double)m;
+                /* Centering in float (torch's and generic's way too) is off by up to half an
+                 * ulp of the mean, which the normalization scales by |g| / std. */
+                double sd = sqrt(var + eps), centring = 1.2e-7 * fabs(mean) / sd;
+                for (size_t i = 0; i < m; i++) {
+                    double want = (xr[i] - mean) / sd * g[i] + b[i];
+                    double got = y[r * m + i];
+                    double tol = 2e-6 * (1.0 + fabs(want)) + centring * fabs(g[i]);
+                    if (!(fabs(got - want) <= tol))
+                        fail_msg("%s layernorm m=%zu row %zu [%zu] = %.9g, want %.9g", k->name, m,
+                                 r, i, got, want);
+                }
+                one[m] = SENTINEL;
+                k->layernorm(xr, 1, m, g, b, eps, one);
+                assert_true(one[m] == SENTINEL);
+                if (memcmp(one, y + r * m, m * sizeof(float)) != 0)
+                    fail_msg("%s layernorm m=%zu: row %zu alone differs from it in a batch",
+                             k->name, m, r);
+            }
+            free(x);
+            free(y);
+            free(one);
+            free(g);
+            free(b);
         }
     }
 }
@@ -652,6 +781,9 @@ int main(void) {
         cmocka_unit_test(test_sleef_exp_erf),
         cmocka_unit_test(test_linear_packed_matches_linear),
         cmocka_unit_test(test_linear_relu_epilogue),
+        cmocka_unit_test(test_erf_ulp),
+        cmocka_unit_test(test_gelu_is_the_chain),
+        cmocka_unit_test(test_layernorm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,9 +15,10 @@
  * dot8_pairs give every dot product the same FMA order and addition tree; linear_packed gives
  * linear's bits for any number of rows.
  *
- * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid use SLEEF's 1-ulp
- * vector functions (Sleef_tanhf8_u10avx2, Sleef_expf8_u10avx2): within 2e-7 of the libm versions
- * for |x| <= 20, NaN passed through as is, and +-0, +-inf as in libm (see avx512.c). */
+ * relu, clip, add_row and scale are bit-identical to generic. sigmoid and exp use SLEEF's 1-ulp
+ * vector exp (Sleef_expf8_u10avx2); tanh, erf, GELU and LayerNormalization come from vmath.h.
+ * All are within 2e-7 of the libm versions for |x| <= 20, NaN passed through as is, and +-0,
+ * +-inf as in libm (see avx512.c). */
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
@@ -217,15 +218,7 @@ static inline __m256 keep_nan(__m256 v, __m256 r) {
 }
 
 /* The tail goes through a zero-filled vector: masked loads and stores, nothing touched past n. */
-static void avx2_tanh(float *x, size_t n) {
-    for (size_t i = 0; i < n; i += VW) {
-        __m256i m = mask_for(n - i >= VW ? VW : n - i);
-        __m256 v = _mm256_maskload_ps(x + i, m);
-        _mm256_maskstore_ps(x + i, m, keep_nan(v, Sleef_tanhf8_u10avx2(v)));
-    }
-}
-
-/* exp and erf: SLEEF's 1-ulp functions, a NaN input returned as is. */
+/* exp: SLEEF's 1-ulp function, a NaN input returned as is. */
 static void avx2_exp(float *x, size_t n) {
     for (size_t i = 0; i < n; i += VW) {
         __m256i m = mask_for(n - i >= VW ? VW : n - i);
@@ -234,13 +227,38 @@ static void avx2_exp(float *x, size_t n) {
     }
 }
 
-static void avx2_erf(float *x, size_t n) {
-    for (size_t i = 0; i < n; i += VW) {
-        __m256i m = mask_for(n - i >= VW ? VW : n - i);
-        __m256 v = _mm256_maskload_ps(x + i, m);
-        _mm256_maskstore_ps(x + i, m, keep_nan(v, Sleef_erff8_u10avx2(v)));
-    }
+static inline float hsum8(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
+
+#define VF __m256
+#define vf_set1 _mm256_set1_ps
+#define vf_fma _mm256_fmadd_ps
+#define vf_fnma _mm256_fnmadd_ps
+#define vf_mul _mm256_mul_ps
+#define vf_add _mm256_add_ps
+#define vf_sub _mm256_sub_ps
+#define vf_hsum hsum8
+#define vf_div _mm256_div_ps
+#define vf_sqrt _mm256_sqrt_ps
+#define vf_abs(v) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v)
+#define vf_pick_le(a, l, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, l, _CMP_LE_OQ))
+#define vf_copysign(m, s)                                                                          \
+    _mm256_or_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), m), _mm256_and_ps(_mm256_set1_ps(-0.0f), s))
+#define vf_max _mm256_max_ps
+#define vf_round(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vf_pow2i(n)                                                                                \
+    _mm256_castsi256_ps(                                                                           \
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+#define vf_keep_nan keep_nan
+#define vf_load_n(p, n) _mm256_maskload_ps(p, mask_for(n))
+#define vf_load_n_fill(p, n, f)                                                                    \
+    _mm256_blendv_ps(_mm256_set1_ps(f), _mm256_maskload_ps(p, mask_for(n)),                        \
+                     _mm256_castsi256_ps(mask_for(n)))
+#define vf_store_n(p, v, n) _mm256_maskstore_ps(p, mask_for(n), v)
+#include "kernels/vmath.h"
 
 /* generic's formula, lane by lane: e = exp(-|v|) never overflows; v >= 0 gives 1 / (1 + e),
  * v < 0 gives e / (1 + e). */
@@ -298,9 +316,11 @@ static const crl_kernels_t avx2_table = {
     .name = "avx2",
     .linear = simd_linear,
     .relu = avx2_relu,
-    .tanh = avx2_tanh,
+    .tanh = vm_tanh_n,
     .exp = avx2_exp,
-    .erf = avx2_erf,
+    .erf = vm_erf_n,
+    .gelu = vm_gelu_n,
+    .layernorm = vm_layernorm,
     .sigmoid = avx2_sigmoid,
     .clip = avx2_clip,
     .add_row = avx2_add_row,

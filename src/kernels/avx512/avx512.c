@@ -24,12 +24,14 @@
  * dot1) uses the same FMA order and addition tree. linear_packed gives linear's bits for any
  * number of rows (the KC chunks of the unpacked path continue each chain through y).
  *
- * relu, clip, add_row and scale are bit-identical to generic. tanh uses SLEEF's 3.5-ulp vector
- * function (Sleef_tanhf16_u35avx512f: about 7 ns per vector against 21 ns for the 1-ulp one,
- * which was a quarter of the example MLP's batch-1 time; it stays within 1.8e-7 of libm), and
- * sigmoid SLEEF's 1-ulp exp (Sleef_expf16_u10avx512f): both within 2e-7 of the libm
- * versions for |x| <= 20 (tests/unit/test_kernels_isa.c), a NaN input comes back as that same
- * NaN, and +-0, +-inf give what libm gives (tanh: +-0, +-1; sigmoid: 0.5, 1, 0). */
+ * relu, clip, add_row and scale are bit-identical to generic. sigmoid and exp use SLEEF's 1-ulp
+ * vector exp (Sleef_expf16_u10avx512f). tanh, erf, GELU and LayerNormalization come from vmath.h
+ * (shared with avx2 and neon): tanh and erf there are our own polynomials around an inline exp,
+ * fitted and checked by tools/fit_vmath.py, because SLEEF's vector tanh (6 ns per vector, even in
+ * its 3.5-ulp version) and erf (26 ns) were the largest part of the forward pass of the zoo's
+ * tanh and GELU models. All are within 2e-7 of the libm versions for |x| <= 20 (tests/unit/
+ * test_kernels_isa.c), a NaN input comes back as that same NaN, and +-0, +-inf give what libm
+ * gives (tanh: +-0, +-1; sigmoid: 0.5, 1, 0). */
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
@@ -162,6 +164,82 @@ static inline float relu1(int relu, float v) {
     return relu && v < 0.0f ? 0.0f : v;
 }
 
+/* t[c] = column c of the 16 x 16 block whose row r is t[r] (unpack pairs, then pairs of pairs,
+ * then the 4 x 4 transpose of 128-bit lanes). */
+static inline __attribute__((always_inline)) void transpose16(__m512 t[16]) {
+    __m512 a[16], bq[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(t[2 * i], t[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(t[2 * i], t[2 * i + 1]);
+    }
+    /* bq[4i + j], 128-bit lane L: column 4L + j of rows 4i .. 4i + 3 */
+    for (int i = 0; i < 4; i++) {
+        __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
+        __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
+        bq[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        bq[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        bq[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        bq[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 c0 = _mm512_shuffle_f32x4(bq[j], bq[4 + j], 0x44);
+        __m512 c1 = _mm512_shuffle_f32x4(bq[j], bq[4 + j], 0xee);
+        __m512 c2 = _mm512_shuffle_f32x4(bq[8 + j], bq[12 + j], 0x44);
+        __m512 c3 = _mm512_shuffle_f32x4(bq[8 + j], bq[12 + j], 0xee);
+        t[j] = _mm512_shuffle_f32x4(c0, c2, 0x88);
+        t[4 + j] = _mm512_shuffle_f32x4(c0, c2, 0xdd);
+        t[8 + j] = _mm512_shuffle_f32x4(c1, c3, 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(c1, c3, 0xdd);
+    }
+}
+
+/* Inputs up to this many take dot_rows16 (its transposed block lives on the stack). */
+#define DOT_ROWS_MAX_IN 256
+/* dot_rows16 for a block of at least this many rows; fewer go pair by pair through dot1. */
+#define DOT_ROWS_MIN 4
+
+/* Outputs [o0, out) of nr <= 16 rows at once, lanes = rows: the dot1 of every (row, output) pair
+ * with its exact operations. dot1's lane l holds the chain over inputs 16c + l (from +0, every
+ * chunk c in order, a tail chunk's missing inputs as 0 * 0); here that chain is a vector over the
+ * rows, fed by the transposed block of x, and the lanes are then added in dot1's tree:
+ * e_j = (l_j + l_8+j) + (l_4+j + l_12+j), f0 = e0 + e2, f1 = e1 + e3, f0 + f1. So a row gets the
+ * same bits whichever path and block it falls in (batch invariance). */
+static void dot_rows16(const float *x, size_t nr, size_t in, const float *w, const float *b,
+                       size_t o0, size_t out, float *y, int relu) {
+    __m512 xt[DOT_ROWS_MAX_IN];
+    size_t nch = (in + VW - 1) / VW;
+    for (size_t c = 0; c < nch; c++) {
+        __mmask16 m = in - c * VW >= VW ? (__mmask16)0xffff : tail_mask(in - c * VW);
+        for (size_t r = 0; r < 16; r++)
+            xt[c * VW + r] = r < nr ? _mm512_maskz_loadu_ps(m, x + r * in + c * VW)
+                                    : _mm512_setzero_ps();
+        transpose16(xt + c * VW);
+    }
+    for (size_t o = o0; o < out; o++) {
+        const float *wo = w + o * in;
+        __m512 acc[16];
+        for (int l = 0; l < 16; l++)
+            acc[l] = _mm512_setzero_ps();
+        for (size_t c = 0; c < nch; c++)
+            for (size_t l = 0; l < 16; l++) {
+                size_t k = c * VW + l;
+                __m512 wv = _mm512_set1_ps(k < in ? wo[k] : 0.0f);
+                acc[l] = _mm512_fmadd_ps(xt[k], wv, acc[l]);
+            }
+        __m512 e[4];
+        for (int j = 0; j < 4; j++)
+            e[j] = _mm512_add_ps(_mm512_add_ps(acc[j], acc[8 + j]),
+                                 _mm512_add_ps(acc[4 + j], acc[12 + j]));
+        __m512 s = _mm512_add_ps(_mm512_add_ps(e[0], e[2]), _mm512_add_ps(e[1], e[3]));
+        if (b) s = _mm512_add_ps(s, _mm512_set1_ps(b[o]));
+        if (relu) s = relu_vec(s);
+        float v[16];
+        _mm512_storeu_ps(v, s);
+        for (size_t r = 0; r < nr; r++)
+            y[r * out + o] = v[r];
+    }
+}
+
 static void linear_dot(const float *x, size_t rows, size_t in, const float *w, const float *b,
                        size_t out, float *y, int relu) {
     size_t full = out - out % 16; /* outputs covered by whole groups of 16, per row */
@@ -176,8 +254,17 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
         }
     }
     if (full == out) return;
-    /* The remaining outputs of every row, taken 16 (row, output) pairs at a time. Unused slots of
-     * the last group repeat the first pair; their sums are discarded. */
+    /* The remaining outputs: 16 rows at a time as long as there are DOT_ROWS_MIN of them. */
+    if (in <= DOT_ROWS_MAX_IN)
+        while (rows >= DOT_ROWS_MIN) {
+            size_t nr = rows < 16 ? rows : 16;
+            dot_rows16(x, nr, in, w, b, full, out, y, relu);
+            x += nr * in;
+            y += nr * out;
+            rows -= nr;
+        }
+    /* The rest, taken 16 (row, output) pairs at a time. Unused slots of the last group repeat the
+     * first pair; their sums are discarded. */
     const float *xp[16], *wp[16];
     float *yp[16];
     const float *bp[16];
@@ -305,15 +392,7 @@ static inline __m512 keep_nan(__m512 v, __m512 r) {
     return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
 }
 
-static void avx512_tanh(float *x, size_t n) {
-    for (size_t i = 0; i < n; i += VW) {
-        __mmask16 m = n - i >= VW ? (__mmask16)0xffff : tail_mask(n - i);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        _mm512_mask_storeu_ps(x + i, m, keep_nan(v, Sleef_tanhf16_u35avx512f(v)));
-    }
-}
-
-/* exp and erf: SLEEF's 1-ulp functions, a NaN input returned as is. */
+/* exp: SLEEF's 1-ulp function, a NaN input returned as is. */
 static void avx512_exp(float *x, size_t n) {
     for (size_t i = 0; i < n; i += VW) {
         __mmask16 m = n - i >= VW ? (__mmask16)0xffff : tail_mask(n - i);
@@ -322,13 +401,31 @@ static void avx512_exp(float *x, size_t n) {
     }
 }
 
-static void avx512_erf(float *x, size_t n) {
-    for (size_t i = 0; i < n; i += VW) {
-        __mmask16 m = n - i >= VW ? (__mmask16)0xffff : tail_mask(n - i);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        _mm512_mask_storeu_ps(x + i, m, keep_nan(v, Sleef_erff16_u10avx512f(v)));
-    }
-}
+#define VF __m512
+#define vf_set1 _mm512_set1_ps
+#define vf_fma _mm512_fmadd_ps
+#define vf_fnma _mm512_fnmadd_ps
+#define vf_mul _mm512_mul_ps
+#define vf_add _mm512_add_ps
+#define vf_sub _mm512_sub_ps
+#define vf_hsum _mm512_reduce_add_ps
+#define vf_div _mm512_div_ps
+#define vf_sqrt _mm512_sqrt_ps
+#define vf_abs _mm512_abs_ps
+#define vf_pick_le(a, l, x, y) _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(a, l, _CMP_LE_OQ), x)
+#define vf_copysign(m, s)                                                                          \
+    _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(m), _mm512_castps_si512(s), \
+                                                  _mm512_set1_epi32(INT32_MIN), 0xd8))
+#define vf_max _mm512_max_ps
+#define vf_round(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vf_pow2i(n)                                                                                \
+    _mm512_castsi512_ps(                                                                           \
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
+#define vf_keep_nan keep_nan
+#define vf_load_n(p, n) _mm512_maskz_loadu_ps(tail_mask(n), p)
+#define vf_load_n_fill(p, n, f) _mm512_mask_loadu_ps(_mm512_set1_ps(f), tail_mask(n), p)
+#define vf_store_n(p, v, n) _mm512_mask_storeu_ps(p, tail_mask(n), v)
+#include "kernels/vmath.h"
 
 /* generic's formula, lane by lane: e = exp(-|v|) never overflows; v >= 0 gives 1 / (1 + e),
  * v < 0 gives e / (1 + e). */
@@ -379,8 +476,8 @@ static void avx512_scale(float *x, size_t n, float alpha) {
 
 /* The float32 entries, shared by both variants of the table. */
 #define AVX512_F32_ENTRIES                                                                         \
-    .name = "avx512", .linear = simd_linear, .relu = avx512_relu, .tanh = avx512_tanh,             \
-    .exp = avx512_exp, .erf = avx512_erf, .sigmoid = avx512_sigmoid, .clip = avx512_clip,          \
+    .name = "avx512", .linear = simd_linear, .relu = avx512_relu, .tanh = vm_tanh_n,             \
+    .exp = avx512_exp, .erf = vm_erf_n, .gelu = vm_gelu_n, .layernorm = vm_layernorm, .sigmoid = avx512_sigmoid, .clip = avx512_clip,          \
     .add_row = avx512_add_row, .scale = avx512_scale, .pack_size = simd_pack_size,                 \
     .pack = simd_pack, .linear_packed = simd_linear_packed, .linear_relu = simd_linear_relu,       \
     .linear_packed_relu = simd_linear_packed_relu

@@ -21,10 +21,10 @@
  * shapes gain, and linear_packed runs the same block() on the same panels, so it gives linear's
  * bits for any number of rows.
  *
- * relu, clip, add_row and scale are bit-identical to generic. tanh and sigmoid use SLEEF's 1-ulp
- * Advanced SIMD functions (Sleef_tanhf4_u10advsimd, Sleef_expf4_u10advsimd): within 2e-7 of the
- * libm versions for |x| <= 20, NaN passed through as is, and +-0, +-inf as in libm (see
- * avx512.c). */
+ * relu, clip, add_row and scale are bit-identical to generic. sigmoid and exp use SLEEF's 1-ulp
+ * Advanced SIMD exp (Sleef_expf4_u10advsimd); tanh, erf, GELU and LayerNormalization come from
+ * vmath.h. All are within 2e-7 of the libm versions for |x| <= 20, NaN passed through as is, and
+ * +-0, +-inf as in libm (see avx512.c). */
 #include <arm_neon.h>
 #include <math.h>
 #include <stddef.h>
@@ -248,10 +248,6 @@ static inline float32x4_t keep_nan(float32x4_t v, float32x4_t r) {
     return vbslq_f32(vceqq_f32(v, v), r, v);
 }
 
-static inline float32x4_t tanh_vec(float32x4_t v) {
-    return keep_nan(v, Sleef_tanhf4_u10advsimd(v));
-}
-
 /* generic's formula, lane by lane: e = exp(-|v|) never overflows; v >= 0 gives 1 / (1 + e),
  * v < 0 gives e / (1 + e). */
 static inline float32x4_t sigmoid_vec(float32x4_t v) {
@@ -261,15 +257,7 @@ static inline float32x4_t sigmoid_vec(float32x4_t v) {
     return keep_nan(v, vdivq_f32(num, vaddq_f32(one, e)));
 }
 
-/* The tail goes through a zero-filled vector, lane by lane: nothing touched past n. */
-static void neon_tanh(float *x, size_t n) {
-    for (size_t i = 0; i < n; i += VW) {
-        size_t m = n - i >= VW ? VW : n - i;
-        store_part(x + i, tanh_vec(load_part(x + i, m)), m);
-    }
-}
-
-/* exp and erf: SLEEF's 1-ulp Advanced SIMD functions, a NaN input returned as is. */
+/* exp: SLEEF's 1-ulp Advanced SIMD function, a NaN input returned as is. */
 static void neon_exp(float *x, size_t n) {
     for (size_t i = 0; i < n; i += VW) {
         size_t m = n - i >= VW ? VW : n - i;
@@ -278,13 +266,35 @@ static void neon_exp(float *x, size_t n) {
     }
 }
 
-static void neon_erf(float *x, size_t n) {
-    for (size_t i = 0; i < n; i += VW) {
-        size_t m = n - i >= VW ? VW : n - i;
-        float32x4_t v = load_part(x + i, m);
-        store_part(x + i, keep_nan(v, Sleef_erff4_u10advsimd(v)), m);
-    }
+/* The first n (0..4) floats at p, f in the other lanes; nothing past p + n is read. */
+static inline float32x4_t load_part_fill(const float *p, size_t n, float f) {
+    static const uint32_t lanes[4] = {0, 1, 2, 3};
+    uint32x4_t keep = vcltq_u32(vld1q_u32(lanes), vdupq_n_u32((uint32_t)n));
+    return vbslq_f32(keep, load_part(p, n), vdupq_n_f32(f));
 }
+
+#define VF float32x4_t
+#define vf_set1 vdupq_n_f32
+#define vf_fma(a, b, c) vfmaq_f32(c, a, b)
+#define vf_fnma(a, b, c) vfmsq_f32(c, a, b)
+#define vf_mul vmulq_f32
+#define vf_add vaddq_f32
+#define vf_sub vsubq_f32
+#define vf_hsum vaddvq_f32
+#define vf_div vdivq_f32
+#define vf_sqrt vsqrtq_f32
+#define vf_abs vabsq_f32
+#define vf_pick_le(a, l, x, y) vbslq_f32(vcleq_f32(a, l), x, y)
+#define vf_copysign(m, s) vbslq_f32(vdupq_n_u32(0x80000000u), s, m)
+#define vf_max vmaxq_f32
+#define vf_round vrndnq_f32
+#define vf_pow2i(n)                                                                                \
+    vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23))
+#define vf_keep_nan keep_nan
+#define vf_load_n load_part
+#define vf_load_n_fill load_part_fill
+#define vf_store_n store_part
+#include "kernels/vmath.h"
 
 static void neon_sigmoid(float *x, size_t n) {
     for (size_t i = 0; i < n; i += VW) {
@@ -331,9 +341,11 @@ static const crl_kernels_t neon_table = {
     .name = "neon",
     .linear = simd_linear,
     .relu = neon_relu,
-    .tanh = neon_tanh,
+    .tanh = vm_tanh_n,
     .exp = neon_exp,
-    .erf = neon_erf,
+    .erf = vm_erf_n,
+    .gelu = vm_gelu_n,
+    .layernorm = vm_layernorm,
     .sigmoid = neon_sigmoid,
     .clip = neon_clip,
     .add_row = neon_add_row,
