@@ -79,6 +79,10 @@ typedef struct nn_node {
     int relu;    /* LINEAR, CONV: applies the ReLU of the node that reads its output (fused) */
     int post;    /* LINEAR, CONV: CRL_NN_TANH / CRL_NN_SIGMOID run right after it (fused), or 0 */
     int fused;   /* RELU / TANH / SIGMOID: done by the LINEAR / CONV before it, in place; skipped */
+    /* Set at finish (plan_nhwc), CONV only: its output is in memory as [N][H][W][C] (its value's
+     * shape still says [N, C, H, W]); its input is such an output, and W's rows are in
+     * (ki, kj, c) order to match. */
+    int out_nhwc, in_nhwc;
 } nn_node;
 
 struct crl_nn_graph {
@@ -1189,6 +1193,37 @@ static void im2col(const crl_nn_attrs *a, const float *xg, size_t cg, size_t h, 
             }
 }
 
+/* im2col from an image in [h][w][c] memory (a convolution's NHWC output, plan_nhwc): the rows
+ * col[p][q] with q = (ki, kj, c), zero where the window hits padding. Inside the image, a window
+ * row's kw pixels are adjacent, so with dilation 1 across it is one copy of kw * c floats, where
+ * the NCHW im2col copies kw floats per channel. */
+static void im2col_nhwc(const crl_nn_attrs *a, const float *x, size_t c, size_t h, size_t w,
+                        size_t oh, size_t ow, size_t kin, float *col) {
+    size_t kh = a->kernel[0], kw = a->kernel[1], sw = a->strides[1], pl = a->pads[1];
+    size_t dw = a->dilations[1];
+    for (size_t oy = 0; oy < oh; oy++)
+        for (size_t ki = 0; ki < kh; ki++) {
+            size_t iy = oy * a->strides[0] + ki * a->dilations[0] - a->pads[0]; /* as im2col */
+            for (size_t ox = 0; ox < ow; ox++) {
+                float *dst = col + (oy * ow + ox) * kin + ki * kw * c;
+                size_t ix0 = ox * sw - pl;
+                if (iy >= h) {
+                    memset(dst, 0, kw * c * sizeof(float));
+                } else if (dw == 1 && ix0 < w && ix0 + kw <= w) {
+                    memcpy(dst, x + (iy * w + ix0) * c, kw * c * sizeof(float));
+                } else {
+                    for (size_t kj = 0; kj < kw; kj++) {
+                        size_t ix = ox * sw + kj * dw - pl;
+                        if (ix < w)
+                            memcpy(dst + kj * c, x + (iy * w + ix) * c, c * sizeof(float));
+                        else
+                            memset(dst + kj * c, 0, c * sizeof(float));
+                    }
+                }
+            }
+        }
+}
+
 /* Convolution as one GEMM per image and group: the rows of the im2col matrix col[p][q] (p an
  * output pixel, q = (c, ki, kj) in W's order, zero where the window hits padding) are the
  * linear's input rows and the group's filters its W, packed at load like a LINEAR's (in bf16 for
@@ -1202,12 +1237,17 @@ static void run_conv(const crl_kernels_t *k, int packed, const nn_node *n, const
     for (size_t b = 0; b < d[0]; b++)
         for (size_t gi = 0; gi < grp; gi++) {
             const float *xg = x + (b * d[1] + gi * cg) * h * w;
-            im2col(a, xg, cg, h, w, oh, ow, kin, col);
+            if (n->in_nhwc) /* group 1 */
+                im2col_nhwc(a, xg, cg, h, w, oh, ow, kin, col);
+            else
+                im2col(a, xg, cg, h, w, oh, ow, kin, col);
             float *yt = col + np * kin, *yg = y + (b * n->k_out + gi * mg) * np;
+            if (n->out_nhwc) yt = yg; /* [pixel][filter] is NHWC already (group 1) */
             const float *wp = packed && n->wp ? n->wp + gi * (n->wp_n / grp) : NULL;
             const uint16_t *wh = packed && n->wh ? n->wh + gi * (n->wh_n / grp) : NULL;
             run_linear(k, wp, wh, n->w + gi * mg * kin, col, np, kin, n->b ? n->b + gi * mg : NULL,
                        mg, yt, n->relu);
+            if (n->out_nhwc) continue;
             /* In tiles of 16 pixels: each filter's 16 outputs are one contiguous store, and the
              * tile's rows of yt stay in L1 while every filter reads them. */
             for (size_t p0 = 0; p0 < np; p0 += 16) {
@@ -1853,6 +1893,71 @@ static crl_status plan_in_place(crl_nn_graph_t *g, crl_err *err) {
     return CRL_OK;
 }
 
+/* The value a node's output becomes after its fused activations (they run in place, skipped). */
+static size_t after_fused(const crl_nn_graph_t *g, size_t v) {
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].fused && g->nodes[i].in[0] == v) return after_fused(g, g->nodes[i].out);
+    return v;
+}
+
+/* W [o][c][q] -> [o][q][c] (q: the inner positions), in place through a scratch copy. */
+static crl_status permute_cols(float *w, size_t o, size_t c, size_t q, crl_err *err) {
+    float *t = alloc_floats(c * q);
+    if (t == NULL) return crl_err_set(err, CRL_ENOMEM, "out of memory");
+    for (size_t r = 0; r < o; r++) {
+        float *wr = w + r * c * q;
+        memcpy(t, wr, c * q * sizeof(float));
+        for (size_t ci = 0; ci < c; ci++)
+            for (size_t qi = 0; qi < q; qi++)
+                wr[qi * c + ci] = t[ci * q + qi];
+    }
+    free(t);
+    return CRL_OK;
+}
+
+/* NHWC between convolutions. A CONV's GEMM gives [pixel][filter], which is NHWC; NCHW needs a
+ * transpose per image, and the next CONV's im2col then copies kw floats per channel and window
+ * row. So where a (group 1) CONV's output, after its fused activations, is read only by group 1
+ * CONVs (as their data input) and by LINEARs taking the whole image as one row (the exported
+ * Flatten, elided), that output stays NHWC: the CONV readers take W's columns in (ki, kj, c) order
+ * and copy whole window rows (im2col_nhwc), the LINEAR readers W's columns in (h, w, c) order. The
+ * same arithmetic in another order of the sums; the graph's output is never NHWC. */
+static crl_status plan_nhwc(crl_nn_graph_t *g, crl_err *err) {
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        nn_node *p = &g->nodes[i];
+        if (p->op != CRL_NN_CONV || p->a.group != 1 || p->osh.rank != 4) continue;
+        size_t v = after_fused(g, p->out), c = p->osh.d[1], hw = p->osh.d[2] * p->osh.d[3];
+        if (v == g->output) continue;
+        int ok = 1, readers = 0;
+        for (size_t j = 0; j < g->n_nodes && ok; j++) {
+            const nn_node *r = &g->nodes[j];
+            if (r->fused) continue;
+            for (size_t q = 0; q < r->n_in; q++) {
+                if (r->in[q] != v) continue;
+                readers++;
+                if (r->op == CRL_NN_CONV)
+                    ok = ok && q == 0 && r->a.group == 1;
+                else if (r->op == CRL_NN_LINEAR)
+                    ok = ok && q == 0 && r->k_in == c * hw && r->xrow == r->k_in;
+                else
+                    ok = 0;
+            }
+        }
+        if (!ok || readers == 0) continue;
+        for (size_t j = 0; j < g->n_nodes; j++) {
+            nn_node *r = &g->nodes[j];
+            if (r->fused || r->n_in == 0 || r->in[0] != v) continue;
+            crl_status st = r->op == CRL_NN_CONV
+                                ? permute_cols(r->w, r->k_out, c, r->k_in / c, err)
+                                : permute_cols(r->w, r->k_out, c, hw, err);
+            if (st != CRL_OK) return st;
+            if (r->op == CRL_NN_CONV) r->in_nhwc = 1;
+        }
+        p->out_nhwc = 1;
+    }
+    return CRL_OK;
+}
+
 /* What a workspace's plan depends on, hashed (FNV-1a): graphs with the same key can share
  * workspaces (the server reuses one across versions of the same network shape). */
 static uint64_t plan_key(const crl_nn_graph_t *g) {
@@ -1922,6 +2027,7 @@ crl_status crl_nn_graph_finish(crl_nn_graph_t *g, crl_err *err) {
             g->last[n->in[j]] = i;
     }
     st = plan_in_place(g, err);
+    if (st == CRL_OK) st = plan_nhwc(g, err);
     if (st == CRL_OK) st = pack_linears(g, crl_kernels(), err);
     if (st != CRL_OK) goto fail;
     g->id = plan_key(g);

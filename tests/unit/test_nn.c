@@ -921,6 +921,106 @@ static void test_conv_activation_fused(void **state) {
         }
 }
 
+/* input [3, 9, 8] -> CONV 3x3 pad 1 -> RELU -> CONV 3x2, stride 2x1, dilation 1x2, pads 1/0/0/1
+ * (group `grp2`) -> RELU -> CONV 2x2 -> Flatten -> LINEAR 7. With `block`, a 1x1 MaxPool (an
+ * identity) after each RELU. */
+static crl_nn_graph_t *conv_chain(size_t grp2, int block) {
+    crl_err err = {{0}};
+    size_t dims[3] = {3, 9, 8};
+    static float w1[6 * 3 * 9], w2[6 * 6 * 6], w3[4 * 6 * 4], b1[6], b2[6], b3[4];
+    static float wl[7 * 72], bl[7];
+    for (size_t i = 0; i < sizeof(w1) / sizeof(w1[0]); i++)
+        w1[i] = test_val(i, 7919u, 53u);
+    for (size_t i = 0; i < sizeof(w2) / sizeof(w2[0]); i++)
+        w2[i] = test_val(i, 104729u, 59u);
+    for (size_t i = 0; i < sizeof(w3) / sizeof(w3[0]); i++)
+        w3[i] = test_val(i, 31u, 61u);
+    for (size_t i = 0; i < sizeof(wl) / sizeof(wl[0]); i++)
+        wl[i] = test_val(i, 7u, 67u);
+    for (size_t i = 0; i < 7; i++)
+        b1[i % 6] = b2[i % 6] = b3[i % 4] = bl[i] = test_val(i, 13u, 17u);
+    crl_nn_graph_t *g = NULL;
+    assert_int_equal(crl_nn_graph_new_shaped(dims, 3, &g), CRL_OK);
+    struct {
+        const float *w, *b;
+        size_t m, c, kh, kw, grp, sh, sw, dw, pads[4];
+    } layer[3] = {{w1, b1, 6, 3, 3, 3, 1, 1, 1, 1, {1, 1, 1, 1}},
+                  {w2, b2, 6, 6, 3, 2, grp2, 2, 1, 2, {1, 0, 0, 1}},
+                  {w3, b3, 4, 6, 2, 2, 1, 1, 1, 1, {0, 0, 0, 0}}};
+    size_t v = 0;
+    for (size_t l = 0; l < 3; l++) {
+        size_t wd[4] = {layer[l].m, layer[l].c / layer[l].grp, layer[l].kh, layer[l].kw};
+        size_t bd[1] = {layer[l].m}, in[3] = {v};
+        assert_int_equal(crl_nn_graph_const(g, layer[l].w, wd, 4, &in[1], &err), CRL_OK);
+        assert_int_equal(crl_nn_graph_const(g, layer[l].b, bd, 1, &in[2], &err), CRL_OK);
+        crl_nn_attrs a;
+        crl_nn_attrs_init(&a);
+        a.group = layer[l].grp;
+        a.strides[0] = layer[l].sh, a.strides[1] = layer[l].sw, a.dilations[1] = layer[l].dw;
+        memcpy(a.pads, layer[l].pads, sizeof(layer[l].pads));
+        assert_int_equal(crl_nn_graph_node(g, CRL_NN_CONV, in, 3, &a, &v, &err), CRL_OK);
+        if (l < 2) assert_int_equal(crl_nn_graph_node(g, CRL_NN_RELU, &v, 1, NULL, &v, &err), CRL_OK);
+        if (l < 2 && block) {
+            crl_nn_attrs_init(&a);
+            a.kernel[0] = a.kernel[1] = 1;
+            assert_int_equal(crl_nn_graph_node(g, CRL_NN_MAXPOOL, &v, 1, &a, &v, &err), CRL_OK);
+        }
+    }
+    crl_nn_shape s;
+    assert_int_equal(crl_nn_graph_shape(g, v, &s), CRL_OK);
+    assert_int_equal(s.d[1] * s.d[2] * s.d[3], 72); /* 9x8 -> 9x8 -> 4x7 -> 3x6, 4 maps */
+    crl_nn_attrs a;
+    crl_nn_attrs_init(&a);
+    a.shape.rank = 2;
+    a.shape.batched = 1;
+    a.shape.d[1] = 72;
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_RESHAPE, &v, 1, &a, &v, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_linear(g, v, wl, bl, 72, 7, &v, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_set_output(g, v, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    return g;
+}
+
+/* Convolutions feeding convolutions and a Flatten + LINEAR keep their feature maps NHWC between
+ * them (graph.c, plan_nhwc: W's columns reordered, whole window rows copied); the answer is the
+ * NCHW one (the same chain with identity pools in between, which keep NCHW) up to the order of
+ * the sums, on every table, with padding, stride and dilation in the middle layer, 1 or 2 groups
+ * there (2 keeps that layer's input and output NCHW), and a batch of 3 row by row the same bits. */
+static void test_conv_chain_nhwc(void **state) {
+    (void)state;
+    enum { N = 3, IW = 3 * 9 * 8 };
+    static float x[N * IW];
+    for (size_t i = 0; i < N * IW; i++)
+        x[i] = test_val(i, 7919u, 101u);
+    unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
+    for (size_t k = 0; k < CRL_TEST_N_TABLES; k++) {
+        if (!crl_test_covers(crl_test_tables[k])) continue;
+        crl_kernels_choose(isas, crl_test_tables[k]);
+        for (size_t grp2 = 1; grp2 <= 2; grp2++) {
+            crl_nn_graph_t *chain = conv_chain(grp2, 0), *plain = conv_chain(grp2, 1);
+            float y1[N * 7], y2[N * 7], one[7];
+            crl_nn_ws_t *w1 = NULL, *w2 = NULL;
+            assert_int_equal(crl_nn_ws_new(chain, N, &w1), CRL_OK);
+            assert_int_equal(crl_nn_ws_new(plain, N, &w2), CRL_OK);
+            assert_int_equal(crl_nn_run(chain, w1, x, N, y1), CRL_OK);
+            assert_int_equal(crl_nn_run(plain, w2, x, N, y2), CRL_OK);
+            for (size_t i = 0; i < N * 7; i++)
+                if (!(fabs(y1[i] - y2[i]) <= 1e-5 + 1e-5 * fabs(y2[i])))
+                    fail_msg("%s group %zu: [%zu] %.9g, NCHW %.9g", crl_test_tables[k], grp2, i,
+                             (double)y1[i], (double)y2[i]);
+            for (size_t r = 0; r < N; r++) {
+                assert_int_equal(crl_nn_run(chain, w1, x + r * IW, 1, one), CRL_OK);
+                assert_memory_equal(one, y1 + r * 7, sizeof(one));
+            }
+            crl_nn_ws_free(w1);
+            crl_nn_ws_free(w2);
+            crl_nn_graph_free(chain);
+            crl_nn_graph_free(plain);
+        }
+    }
+    crl_test_isa_default();
+}
+
 /* Depthwise (group = C = M) with auto_pad SAME_UPPER / SAME_LOWER / VALID: the pads come from
  * the input size. H 5, stride 2, k3: out 3, total pad 2 -> 1/1; W 6, stride 2, k5: out 3, total
  * pad 3 -> 1/2 (SAME_UPPER: the extra one at the end) or 2/1 (SAME_LOWER). */
@@ -1185,6 +1285,7 @@ int main(void) {
         cmocka_unit_test(test_relu_fusion),
         cmocka_unit_test(test_conv_stride_pad_dilation_groups),
         cmocka_unit_test(test_conv_activation_fused),
+        cmocka_unit_test(test_conv_chain_nhwc),
         cmocka_unit_test(test_plan_per_batch_class),
         cmocka_unit_test(test_gelu_fused),
         cmocka_unit_test(test_conv_depthwise_auto_pad),
