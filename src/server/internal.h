@@ -42,6 +42,7 @@ typedef struct crl_worker {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t ctl;
     atomic_int stop;
+    atomic_int ready; /* its queue and receivers exist: the main thread may post to them */
     size_t nconns;
     int drained; /* the loop ended with no open connection */
     crl_metrics_shard_t *metrics;

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -111,6 +112,7 @@ static void *worker_main(void *arg) {
         h2o_timeout_init(w->ctx.loop, &w->deadlines, (uint64_t)crl__srv.cfg->batching.timeout_ms);
         w->deadlines_on = 1;
     }
+    atomic_store_explicit(&w->ready, 1, memory_order_release);
     w->listener = h2o_evloop_socket_create(w->ctx.loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
@@ -595,6 +597,10 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
                  sig);
     }
     for (int i = 0; i < running; i++) {
+        /* A worker creates the queue it is told through: a signal right after start-up must
+         * wait for it (moments). */
+        while (!atomic_load_explicit(&workers[i].ready, memory_order_acquire))
+            nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
         atomic_store(&workers[i].stop, 1);
         h2o_multithread_send_message(&workers[i].ctl, NULL);
     }
