@@ -34,6 +34,7 @@ struct crl_batch {
     crl_nn_ws_t *ws;
     float *bx, *by;
     slice_t *slices;
+    int stalled; /* the test hook has run */
 };
 
 crl_status crl_batch_job_reserve(crl_batch_job_t *j, const crl_model_t *m, size_t rows) {
@@ -93,16 +94,19 @@ pthread_t crl_batch_thread(const crl_batch_t *b) {
 void crl_batch_submit(crl_batch_t *b, crl_batch_job_t *head, crl_batch_job_t *tail) {
     uint64_t now = crl_time_mono_ns();
     size_t rows = 0;
-    for (crl_batch_job_t *j = head; j; j = j->next) {
+    for (crl_batch_job_t *j = head, *prev = NULL; j; prev = j, j = j->next) {
+        j->prev = prev;
         j->enqueued_ns = now;
         j->taken = 0;
         j->started_ns = j->forward_ns = j->head_ns = 0;
-        j->expired = 0;
+        j->expired = j->abandoned = 0;
+        j->queued = 1;
         j->status = CRL_OK;
         rows += j->head.n;
     }
     tail->next = NULL;
     pthread_mutex_lock(&b->mu);
+    head->prev = b->tail;
     if (b->tail)
         b->tail->next = head;
     else
@@ -111,6 +115,35 @@ void crl_batch_submit(crl_batch_t *b, crl_batch_job_t *head, crl_batch_job_t *ta
     b->q_rows += rows;
     pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
+}
+
+/* Under mu: takes j out of the queue. */
+static void unlink_job(crl_batch_t *b, crl_batch_job_t *j) {
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        b->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        b->tail = j->prev;
+    j->queued = 0;
+}
+
+crl_batch_cancel_result crl_batch_cancel(crl_batch_t *b, crl_batch_job_t *j) {
+    crl_batch_cancel_result r;
+    pthread_mutex_lock(&b->mu);
+    if (j->queued && j->taken == 0) {
+        unlink_job(b, j);
+        b->q_rows -= j->head.n;
+        atomic_fetch_sub_explicit(&b->admitted, j->head.n, memory_order_relaxed);
+        r = CRL_BATCH_WITHDRAWN;
+    } else {
+        j->abandoned = 1; /* a queued remainder of a split job is dropped by the next cut */
+        r = j->taken == 0 ? CRL_BATCH_EXPIRING : CRL_BATCH_RUNNING;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return r;
 }
 
 /* ---- the batcher thread ---------------------------------------------------------------------- */
@@ -148,22 +181,17 @@ static int preferred(const crl_batch_t *b, size_t rows) {
     return 0;
 }
 
-/* Unlinks the queue's head. */
-static void pop_head(crl_batch_t *b) {
-    b->head = b->head->next;
-    if (b->head == NULL) b->tail = NULL;
-}
-
-/* Under mu: answers expired jobs at the head (none of their rows taken) and cuts the next batch
- * into b->slices. Returns the number of slices; *expired collects jobs to answer unlocked. */
+/* Under mu: answers expired jobs at the head (none of their rows taken) and abandoned remainders
+ * of split jobs, and cuts the next batch into b->slices. Returns the number of slices; *expired
+ * collects jobs to answer unlocked. */
 static size_t cut(crl_batch_t *b, uint64_t now, crl_batch_job_t **expired) {
     size_t n = 0, rows = 0;
     const crl_model_t *m = NULL;
     while (b->head && rows < b->o.max_batch_size) {
         crl_batch_job_t *j = b->head;
-        if (j->taken == 0 && now > j->deadline_ns) {
-            pop_head(b);
-            b->q_rows -= j->head.n;
+        if ((j->taken == 0 && now > j->deadline_ns) || j->abandoned) {
+            unlink_job(b, j);
+            b->q_rows -= j->head.n - j->taken;
             j->expired = 1;
             j->next = *expired;
             *expired = j;
@@ -177,7 +205,7 @@ static size_t cut(crl_batch_t *b, uint64_t now, crl_batch_job_t **expired) {
         j->taken += take;
         rows += take;
         b->q_rows -= take;
-        if (j->taken == j->head.n) pop_head(b);
+        if (j->taken == j->head.n) unlink_job(b, j);
     }
     return n;
 }
@@ -194,6 +222,12 @@ static void run(crl_batch_t *b, size_t n) {
         rows += s->rows;
     }
     uint64_t t0 = crl_time_mono_ns();
+    if (b->o.test_stall_ms && !b->stalled) { /* the test hook: a stalled forward pass */
+        b->stalled = 1;
+        struct timespec ts = {.tv_sec = (time_t)(b->o.test_stall_ms / 1000),
+                              .tv_nsec = (long)(b->o.test_stall_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (st == CRL_OK) st = crl_model_forward(m, b->ws, b->bx, rows, b->by, &err);
     uint64_t fwd = crl_time_mono_ns() - t0;
     if (st == CRL_OK && b->o.on_batch) b->o.on_batch(b->o.on_batch_ctx, rows, fwd);

@@ -13,7 +13,12 @@
  * its own copy of the request's features, never a pointer into the request (over HTTP/2 h2o frees
  * a request the moment its client goes). The hot path allocates nothing: job buffers grow to the
  * largest request seen (crl_batch_job_reserve) and the batcher's workspace is planned once per
- * model for max_batch_size rows. */
+ * model for max_batch_size rows.
+ *
+ * Deadlines: the batcher answers a job still wholly queued past deadline_ns as `expired`, but a
+ * stalled batcher (a huge forward pass, a bug) answers nothing, so the submitter also keeps its
+ * own timer and calls crl_batch_cancel when it fires (dependency-lab.md §9.4: deferred requests
+ * have no server-side timeout of their own). */
 #ifndef CRL_BATCH_BATCH_H
 #define CRL_BATCH_BATCH_H
 
@@ -32,17 +37,20 @@ typedef void (*crl_batch_done_fn)(crl_batch_job_t *job);
 
 struct crl_batch_job {
     crl_batch_job_t *next;      /* the submitter's pending list, then the batcher's queue */
+    crl_batch_job_t *prev;      /* the batcher's queue (under its lock) */
     const crl_model_t *model;   /* the model the features were preprocessed for (caller's ref) */
     crl_predict_req_t head;     /* n, deterministic, has_seed, seed: what the policy head reads */
     float *x, *y, *actions;     /* [n x in_width] in, [n x out_width] scratch, [n x 3] out */
     size_t x_cap, y_cap, a_cap; /* floats */
     uint64_t enqueued_ns;       /* set by crl_batch_submit */
     uint64_t deadline_ns;       /* a job still wholly queued past this is answered `expired` */
-    size_t taken;               /* rows handed to a forward pass so far (batcher only) */
+    size_t taken;               /* rows handed to a forward pass so far (under the lock) */
     uint64_t started_ns;        /* out: when the first forward pass with its rows began */
     uint64_t forward_ns;        /* out: the forward passes that carried its rows, summed */
     uint64_t head_ns;           /* out: its policy head and clip */
-    int expired;                /* out: 1 when the deadline passed in the queue; no compute spent */
+    int expired;                /* out: 1: left the queue unanswered (deadline, or abandoned) */
+    int queued;                 /* in the batcher's queue (under its lock) */
+    int abandoned;              /* crl_batch_cancel came too late to withdraw it (under the lock) */
     crl_status status;          /* out: CRL_OK, or why it failed (message) */
     char message[512];
     crl_batch_done_fn done;
@@ -57,6 +65,9 @@ typedef struct crl_batch_opts {
     /* Called on the batcher thread after each forward pass (executed rows, its duration). */
     void (*on_batch)(void *ctx, size_t rows, uint64_t ns);
     void *on_batch_ctx;
+    /* Test hook (the server reads CRL_TEST_BATCH_STALL_MS): the first forward pass sleeps this
+     * many milliseconds, a stalled compute thread on demand. 0: off. */
+    uint64_t test_stall_ms;
 } crl_batch_opts_t;
 
 typedef struct crl_batch crl_batch_t;
@@ -80,6 +91,17 @@ int crl_batch_admit(crl_batch_t *b, size_t rows);
 void crl_batch_unadmit(crl_batch_t *b, size_t rows);
 /* Hands over a list of admitted jobs (linked by next, ending at tail): one lock, one signal. */
 void crl_batch_submit(crl_batch_t *b, crl_batch_job_t *head, crl_batch_job_t *tail);
+/* What crl_batch_cancel found. */
+typedef enum crl_batch_cancel_result {
+    CRL_BATCH_WITHDRAWN, /* it was wholly queued: taken out, rows given back, done never runs */
+    CRL_BATCH_EXPIRING,  /* the batcher already expired it (no compute spent); done will run */
+    CRL_BATCH_RUNNING,   /* a forward pass has its rows; done will run, its result is moot */
+} crl_batch_cancel_result;
+/* The submitter gives up on a submitted job it has not got back yet (its deadline passed on its
+ * own timer). A job still wholly queued is withdrawn; any other comes back through done as usual,
+ * and a split job that a pass has started gets no further pass. Takes the batcher's lock once;
+ * not for the hot path. */
+crl_batch_cancel_result crl_batch_cancel(crl_batch_t *b, crl_batch_job_t *j);
 /* Admitted rows not yet answered (the queue depth gauge). */
 size_t crl_batch_queued_rows(const crl_batch_t *b);
 const crl_batch_opts_t *crl_batch_options(const crl_batch_t *b);

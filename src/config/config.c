@@ -751,8 +751,10 @@ static const opt_t k_opts[] = {
      NOCLI,
      0,
      NULL,
-     "Deadline of a queued request: one still wholly queued after this many milliseconds gets "
-     "503 without any compute spent on it."},
+     "Deadline of a batched request: one not answered after this many milliseconds gets 503 "
+     "from its own event loop, even while the batcher is stuck. One still wholly queued leaves "
+     "the queue without any compute spent on it; the late result of one whose rows were already "
+     "in a forward pass is discarded."},
     {"batching",
      "cpus",
      T_CPULIST,

@@ -374,39 +374,10 @@ static const double k_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7
                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* Exact conversion of an already validated decimal literal when its digits fit 53 bits and the
- * power of ten is exact (Clinger's fast path); returns 0 to ask for strtod. */
-static int fast_decimal(const char *s, size_t n, double *out) {
-    size_t i = 0;
-    int neg = 0, nd = 0, k = 0;
-    uint64_t m = 0;
-    if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-        if (m || s[i] != '0') {
-            if (++nd > 18) return 0;
-            m = m * 10 + (uint64_t)(s[i] - '0');
-        }
-    }
-    if (i < n && s[i] == '.') {
-        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-            if (m || s[i] != '0') {
-                if (++nd > 18) return 0;
-                m = m * 10 + (uint64_t)(s[i] - '0');
-            }
-            k--;
-        }
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        int eneg = 0, ev = 0;
-        i++;
-        if (i < n && (s[i] == '-' || s[i] == '+')) eneg = s[i++] == '-';
-        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-            if (ev > 10000) return 0;
-            ev = ev * 10 + (s[i] - '0');
-        }
-        k += eneg ? -ev : ev;
-    }
-    if (i != n) return 0;
+/* m x 10^k, negated when neg, correctly rounded when m < 2^53 and |k| <= 22: both factors are
+ * then exact doubles, so the one IEEE multiply or divide rounds the exact value (Clinger's fast
+ * path), as strtod would. Returns 0 to ask for strtod. */
+static inline int clinger(uint64_t m, int k, int neg, double *out) {
     double v;
     if (m == 0)
         v = 0.0;
@@ -418,10 +389,76 @@ static int fast_decimal(const char *s, size_t n, double *out) {
     return 1;
 }
 
-/* Converts a validated decimal literal (JSON number or a checked numeric string). Long literals
- * (rare) take one temporary allocation. */
-static int conv_decimal(rd_t *r, const char *s, size_t n, double *out) {
-    if (fast_decimal(s, n, out)) return 0;
+static inline int is_digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
+
+static const uint64_t k_pow10_u[9] = {1,      10,      100,      1000,     10000,
+                                      100000, 1000000, 10000000, 100000000};
+
+/* The digits at s[i..n) appended to *m; returns where they end. Eight bytes at a time where the
+ * body has them (a digit is a byte 0x30-0x39: high nibble 3, and adding 6 keeps it 3), converted
+ * by pairs, quads and octets. *m wraps past 19 digits, so the callers count the digits and leave
+ * longer significands to strtod. The eight-byte steps assume little-endian loads (x86-64,
+ * aarch64); elsewhere the byte loop does it all. */
+static inline size_t add_digits(const unsigned char *s, size_t i, size_t n, uint64_t *m) {
+    uint64_t v = *m;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t hi = 0xF0F0F0F0F0F0F0F0ull, threes = 0x3333333333333333ull;
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t t = (w & hi) | (((w + 0x0606060606060606ull) & hi) >> 4);
+        uint64_t not_digit = t ^ threes; /* zero bytes: digits */
+        unsigned c = not_digit ? (unsigned)__builtin_ctzll(not_digit) / 8 : 8;
+        if (c == 0) break;
+        uint64_t d = (w - 0x3030303030303030ull) << (8 * (8 - c)); /* c digits, zeros first */
+        d = (d * 10 + (d >> 8)) & 0x00FF00FF00FF00FFull;
+        d = (d * 100 + (d >> 16)) & 0x0000FFFF0000FFFFull;
+        d = (d * 10000 + (d >> 32)) & 0xFFFFFFFFull;
+        v = v * k_pow10_u[c] + d;
+        i += c;
+        if (c < 8) break;
+    }
+#endif
+    for (; i < n && is_digit(s[i]); i++)
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    *m = v;
+    return i;
+}
+
+/* Exact conversion of an already validated decimal literal (an optional sign, digits, an optional
+ * fraction and exponent) when clinger() can; returns 0 to ask for strtod. */
+static int fast_decimal(const char *str, size_t n, double *out) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, d;
+    int neg = 0, k = 0;
+    uint64_t m = 0;
+    if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
+    d = i;
+    i = add_digits(s, i, n, &m);
+    size_t nd = i - d;
+    if (i < n && s[i] == '.') {
+        d = ++i;
+        i = add_digits(s, i, n, &m);
+        nd += i - d;
+        k = -(int)(i - d);
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        int eneg = 0, ev = 0;
+        i++;
+        if (i < n && (s[i] == '-' || s[i] == '+')) eneg = s[i++] == '-';
+        for (; i < n && is_digit(s[i]); i++) {
+            if (ev > 10000) return 0;
+            ev = ev * 10 + (s[i] - '0');
+        }
+        k += eneg ? -ev : ev;
+    }
+    return i == n && nd <= 19 && clinger(m, k, neg, out);
+}
+
+/* strtod on a validated decimal literal. Long literals (rare) take one temporary allocation. */
+static int strtod_decimal(rd_t *r, const char *s, size_t n, double *out) {
     char stack[NUM_INLINE];
     char *tmp = n < sizeof(stack) ? stack : malloc(n + 1);
     if (!tmp) return nomem(r);
@@ -432,33 +469,50 @@ static int conv_decimal(rd_t *r, const char *s, size_t n, double *out) {
     return 0;
 }
 
+/* Converts a validated decimal literal (a checked numeric string). */
+static int conv_decimal(rd_t *r, const char *s, size_t n, double *out) {
+    return fast_decimal(s, n, out) ? 0 : strtod_decimal(r, s, n, out);
+}
+
 /* Scans a JSON number at r->pos the way CPython's _match_number does: the longest prefix that
- * is a number; a '.' or exponent without digits is left for the caller to trip over. */
+ * is a number; a '.' or exponent without digits is left for the caller to trip over. The same
+ * pass gathers the significand and exponent, so that most numbers (a request is mostly sensor
+ * values like 0.7638) convert without a second look (clinger), and the rest go to strtod. */
 static int scan_number(rd_t *r, jv_t *v, int want) {
     const unsigned char *s = r->s;
-    size_t st = r->pos, i = st, n = r->len;
-    if (i < n && s[i] == '-') i++;
+    size_t st = r->pos, i = st, n = r->len, nd = 0;
+    uint64_t m = 0;
+    int neg = 0, k = 0, is_int = 1, exact = 1;
+    if (i < n && s[i] == '-') i++, neg = 1;
     if (i >= n) return jfail(r, st);
     if (s[i] == '0') {
         i++;
     } else if (s[i] >= '1' && s[i] <= '9') {
-        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-            ;
+        size_t d = i;
+        i = add_digits(s, i, n, &m);
+        nd = i - d;
     } else {
         return jfail(r, st); /* expecting value */
     }
-    int is_int = 1;
-    if (i + 1 < n && s[i] == '.' && s[i + 1] >= '0' && s[i + 1] <= '9') {
-        for (i += 2; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-            ;
+    if (i + 1 < n && s[i] == '.' && is_digit(s[i + 1])) {
+        size_t d = ++i;
+        i = add_digits(s, i, n, &m);
+        nd += i - d;
+        k = -(int)(i - d);
         is_int = 0;
     }
     if (i + 1 < n && (s[i] == 'e' || s[i] == 'E')) {
         size_t j = i + 1;
-        if (j < n && (s[j] == '+' || s[j] == '-')) j++;
-        if (j < n && s[j] >= '0' && s[j] <= '9') {
-            for (; j < n && s[j] >= '0' && s[j] <= '9'; j++)
-                ;
+        int eneg = 0, ev = 0;
+        if (j < n && (s[j] == '+' || s[j] == '-')) eneg = s[j++] == '-';
+        if (j < n && is_digit(s[j])) {
+            for (; j < n && is_digit(s[j]); j++) {
+                if (ev > 10000)
+                    exact = 0; /* strtod saturates it */
+                else
+                    ev = ev * 10 + (s[j] - '0');
+            }
+            k += eneg ? -ev : ev;
             i = j;
             is_int = 0;
         }
@@ -468,8 +522,8 @@ static int scan_number(rd_t *r, jv_t *v, int want) {
     v->lit = (const char *)s + st;
     v->lit_len = i - st;
     r->pos = i;
-    if (want & WANT_NUM) return conv_decimal(r, v->lit, v->lit_len, &v->num);
-    return 0;
+    if (!(want & WANT_NUM) || (exact && nd <= 19 && clinger(m, k, neg, &v->num))) return 0;
+    return strtod_decimal(r, v->lit, v->lit_len, &v->num);
 }
 
 /* ---- values ---------------------------------------------------------------------------------- */
@@ -692,7 +746,11 @@ static int py_str_float(rd_t *r, const char *s, size_t n, double *out) {
 static int read_float(rd_t *r, double *d, const char **etype, const char **emsg) {
     jv_t v;
     *etype = NULL;
-    if (read_value(r, &v, WANT_STR | WANT_NUM)) return -1;
+    /* A number that starts with a digit needs none of read_value's other cases. */
+    int c = peek(r);
+    if (c >= '0' && c <= '9' ? scan_number(r, &v, WANT_NUM)
+                             : read_value(r, &v, WANT_STR | WANT_NUM))
+        return -1;
     switch (v.kind) {
     case JV_NUM:
         *d = v.num;
@@ -913,6 +971,16 @@ static int parse_sensors(rd_t *r, size_t idx, uint32_t *row_len) {
             if (read_value(r, &v, 0)) return -1;
         }
         count++;
+        /* The usual separator (",", ", ") and a digit after it: what next_member would find, in
+         * a few compares (a request is mostly sensor values). Anything else takes next_member. */
+        size_t q = r->pos;
+        if (q + 2 < r->len && r->s[q] == ',') {
+            q += 1 + (r->s[q + 1] == ' ');
+            if (is_digit(r->s[q])) {
+                r->pos = q;
+                continue;
+            }
+        }
         m = next_member(r, ']');
     }
     if (m < 0) return -1;

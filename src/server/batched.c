@@ -13,7 +13,14 @@
  * count is 2 exactly as long as the request exists. A record is only reused once the count is
  * back to 1 (the previous request's pool was cleared), so a count never mixes two requests. The
  * count is not atomic; only this loop thread touches it. Records and their buffers are kept, so
- * the batched path allocates nothing after warm-up. */
+ * the batched path allocates nothing after warm-up.
+ *
+ * Deadlines: each record is also linked to its worker's h2o timeout of batching.timeout_ms, so a
+ * request gets its 503 from its own loop even when the batcher is stalled (a huge forward pass, a
+ * bug). The timer withdraws a job still wholly queued from the batcher (the record is free at
+ * once); any other job still comes back through the receiver, whose result is then dropped: the
+ * request has had its answer (`answered`). Both run on this loop thread, so exactly one of them
+ * answers. */
 #include "server/internal.h"
 
 #include <stdio.h>
@@ -29,6 +36,8 @@ typedef struct crl_dtoken {
 typedef struct crl_deferred {
     crl_batch_job_t job;
     h2o_multithread_message_t msg;
+    h2o_timeout_entry_t deadline; /* on w->deadlines while the job is out */
+    int answered;                 /* the deadline's 503 was sent (or the client was gone) */
     crl_worker_t *w;
     crl_rctx_t rc;
     crl_dtoken_t *tok;  /* the record's token (see above) */
@@ -50,6 +59,8 @@ static void on_job_done(crl_batch_job_t *j) {
     h2o_multithread_send_message(&d->w->batch_rx, &d->msg);
 }
 
+static void on_deadline(h2o_timeout_entry_t *e);
+
 /* A spare record whose previous request is disposed, or a new one (warm-up only). */
 static crl_deferred_t *take_record(crl_worker_t *w) {
     for (crl_deferred_t **p = &w->spare; *p; p = &(*p)->next_spare) {
@@ -63,6 +74,7 @@ static crl_deferred_t *take_record(crl_worker_t *w) {
     d->tok = h2o_mem_alloc_shared(NULL, sizeof(*d->tok), NULL);
     d->tok->d = d;
     d->job.done = on_job_done;
+    d->deadline.cb = on_deadline;
     return d;
 }
 
@@ -112,6 +124,7 @@ void crl_server__defer(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_mo
     d->w = w;
     d->rc = *rc;
     d->t0 = t0;
+    d->answered = 0;
     d->model = crl_model_ref((crl_model_t *)m);
     d->job.model = m;
     d->job.head = (crl_predict_req_t){
@@ -121,6 +134,7 @@ void crl_server__defer(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_mo
     d->cacheable = key != NULL;
     if (key) d->key = *key;
     h2o_mem_link_shared(&rc->req->pool, d->tok);
+    h2o_timeout_link(w->ctx.loop, &w->deadlines, &d->deadline);
     d->job.next = NULL;
     if (w->pend_tail)
         w->pend_tail->next = &d->job;
@@ -136,20 +150,40 @@ void crl_server__flush(crl_worker_t *w) {
     w->pend_head = w->pend_tail = NULL;
 }
 
+/* 503 for a request past batching.timeout_ms: `computing` when a forward pass had taken its rows
+ * (only the loop's timer sees that: a stalled pass), else no inference was run for it. */
+static void send_deadline(crl_deferred_t *d, int computing) {
+    crl_buf *b = &d->w->details;
+    crl_buf_reset(b);
+    crl_buf_printf(b, "\"timeout_ms\":%ld,\"batch_size\":%zu", crl__srv.cfg->batching.timeout_ms,
+                   d->job.head.n);
+    crl_server__send_error(&d->rc, 503, "SERVICE_UNAVAILABLE",
+                           computing ? "The request's inference did not finish by its deadline "
+                                       "(batching.timeout_ms); its result is discarded"
+                                     : "The request waited in the batch queue past its deadline "
+                                       "(batching.timeout_ms); no inference was run",
+                           b->data);
+}
+
+/* This loop's timer: the request's deadline passed and the batcher has not handed it back. */
+static void on_deadline(h2o_timeout_entry_t *e) {
+    crl_deferred_t *d = H2O_STRUCT_FROM_MEMBER(crl_deferred_t, deadline, e);
+    crl_worker_t *w = d->w;
+    if (w->pend_head) crl_server__flush(w); /* a cancel needs the job at the batcher */
+    crl_batch_cancel_result r = crl_batch_cancel(crl__srv.batch, &d->job);
+    if (token_refs(d->tok) == 2) send_deadline(d, r == CRL_BATCH_RUNNING);
+    d->answered = 1;
+    if (r == CRL_BATCH_WITHDRAWN) { /* the batcher will never hand it back */
+        w->ninflight--;
+        give_back(w, d);
+    }
+}
+
 static void answer(crl_deferred_t *d) {
     crl_worker_t *w = d->w;
     crl_rctx_t *rc = &d->rc;
     const crl_batch_job_t *j = &d->job;
-    if (j->expired) {
-        crl_buf *b = &w->details;
-        crl_buf_reset(b);
-        crl_buf_printf(b, "\"timeout_ms\":%ld,\"batch_size\":%zu",
-                       crl__srv.cfg->batching.timeout_ms, j->head.n);
-        return crl_server__send_error(rc, 503, "SERVICE_UNAVAILABLE",
-                                      "The request waited in the batch queue past its deadline "
-                                      "(batching.timeout_ms); no inference was run",
-                                      b->data);
-    }
+    if (j->expired) return send_deadline(d, 0);
     uint64_t t1 = crl_time_mono_ns();
     crl_metrics_request(w->metrics, j->status == CRL_OK, j->head.n, j->head.deterministic,
                         t1 - d->t0);
@@ -172,7 +206,9 @@ void crl_server__batch_rx(h2o_multithread_receiver_t *rx, h2o_linklist_t *messag
         h2o_linklist_unlink(&d->msg.link);
         crl_worker_t *w = d->w;
         w->ninflight--;
-        if (token_refs(d->tok) == 2) answer(d); /* else the client left: drop the result */
+        h2o_timeout_unlink(&d->deadline);
+        /* Else the client left, or the deadline answered it: drop the result. */
+        if (!d->answered && token_refs(d->tok) == 2) answer(d);
         give_back(w, d);
     }
 }

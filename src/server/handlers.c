@@ -443,6 +443,9 @@ static void predict(crl_rctx_t *rc) {
             crl_metrics_stage(w->metrics, CRL_STAGE_POSTPROCESS, crl_time_mono_ns() - th);
             return;
         }
+        /* A backend that just failed would fail the store too (a dropped Redis connection waits
+         * out cache.retry_ms): one error per request, and no second try. */
+        if (r == CRL_CACHE_ERROR) cacheable = 0;
     }
     /* Step 4 through the dynamic batcher: the job gets a copy of the features. */
     if (crl__srv.batch) return crl_server__defer(rc, &pr, m, w->x, t0, cacheable ? &key : NULL);

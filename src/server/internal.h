@@ -42,6 +42,7 @@ typedef struct crl_worker {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t ctl;
     atomic_int stop;
+    atomic_int ready; /* its queue and receivers exist: the main thread may post to them */
     size_t nconns;
     int drained; /* the loop ended with no open connection */
     crl_metrics_shard_t *metrics;
@@ -61,9 +62,12 @@ typedef struct crl_worker {
     crl_resp_slab_t *slabs[CRL_SLAB_CLASSES]; /* free response slabs per size class */
     size_t n_slabs[CRL_SLAB_CLASSES];         /* made, free or in flight */
     /* batching.enabled: this iteration's jobs (handed to the batcher once the loop iteration
-     * ends), the completions' receiver, the jobs not yet answered, and spare job records. */
+     * ends), the completions' receiver, the jobs' deadlines (batching.timeout_ms; `deadlines_on`
+     * once initialised), the jobs not yet answered, and spare job records. */
     crl_batch_job_t *pend_head, *pend_tail;
     h2o_multithread_receiver_t batch_rx;
+    h2o_timeout_t deadlines;
+    int deadlines_on;
     size_t ninflight;
     struct crl_deferred *spare;
 } crl_worker_t;

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -107,6 +108,11 @@ static void *worker_main(void *arg) {
     w->queue = h2o_multithread_create_queue(w->ctx.loop);
     h2o_multithread_register_receiver(w->queue, &w->ctl, on_ctl);
     h2o_multithread_register_receiver(w->queue, &w->batch_rx, crl_server__batch_rx);
+    if (crl__srv.batch) {
+        h2o_timeout_init(w->ctx.loop, &w->deadlines, (uint64_t)crl__srv.cfg->batching.timeout_ms);
+        w->deadlines_on = 1;
+    }
+    atomic_store_explicit(&w->ready, 1, memory_order_release);
     w->listener = h2o_evloop_socket_create(w->ctx.loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
@@ -153,6 +159,7 @@ static void worker_dispose(crl_worker_t *w) {
     h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
     h2o_multithread_unregister_receiver(w->queue, &w->ctl);
     h2o_multithread_unregister_receiver(w->queue, &w->batch_rx);
+    if (w->deadlines_on) h2o_timeout_dispose(loop, &w->deadlines); /* drained: none linked */
     h2o_multithread_destroy_queue(w->queue);
     h2o_context_dispose(&w->ctx);
     h2o_evloop_destroy(loop);
@@ -408,6 +415,16 @@ static crl_status start_batcher(const crl_config_t *c, crl_err *err) {
                                pl->items[i], max, CRL_BATCH_MAX_PREFERRED);
         o.preferred[o.n_preferred++] = (size_t)v;
     }
+    /* A test hook, not a setting (tests/integration/test_deadline.py): stall the first forward
+     * pass, to show that deadlines hold without the batcher. */
+    const char *stall = getenv("CRL_TEST_BATCH_STALL_MS");
+    if (stall && *stall) {
+        o.test_stall_ms = strtoull(stall, NULL, 10);
+        CRL_WARN("batching",
+                 "test hook CRL_TEST_BATCH_STALL_MS: the first forward pass stalls "
+                 "for %llu ms",
+                 (unsigned long long)o.test_stall_ms);
+    }
     crl_status st = crl_batch_new(&o, &crl__srv.batch, err);
     if (st != CRL_OK) return st;
     const char *list = c->batching.cpus[0]               ? c->batching.cpus
@@ -580,6 +597,10 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
                  sig);
     }
     for (int i = 0; i < running; i++) {
+        /* A worker creates the queue it is told through: a signal right after start-up must
+         * wait for it (moments). */
+        while (!atomic_load_explicit(&workers[i].ready, memory_order_acquire))
+            nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
         atomic_store(&workers[i].stop, 1);
         h2o_multithread_send_message(&workers[i].ctl, NULL);
     }

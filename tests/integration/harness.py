@@ -110,6 +110,13 @@ class Server:
         self._pump.join(5)
         return rc
 
+    def stop_clean(self, timeout=30.0):
+        """SIGTERM, then: exit 0 and no sanitizer report (the AddressSanitizer build's tests)."""
+        rc = self.stop(timeout=timeout)
+        log = self.log()
+        assert "AddressSanitizer" not in log and "runtime error" not in log, log
+        assert rc == 0, "exit %r\n%s" % (rc, log)
+
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()

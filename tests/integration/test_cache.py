@@ -4,7 +4,10 @@ deterministic requests are cached, a new model version never meets an old answer
 dies mid-run costs no request (errors are counted) and is used again once it is back.
 
 Redis is started by the test on a free loopback port; the test fails if redis-server is missing
-(tools/install-deps.sh --test installs it)."""
+(tools/install-deps.sh --test installs it). A Redis that never answers (a socket that accepts and
+stays silent) and one that cannot be reached (a listen queue that is full, so the connect hangs)
+cost one cache.timeout_ms per cache.retry_ms, not one per request, and every request is still
+answered correctly."""
 import json
 import os
 import re
@@ -246,6 +249,90 @@ class RedisCache(unittest.TestCase):
             srv.request("POST", "/predict", BODY)
             srv.request("POST", "/predict", BODY)
             self.assertGreater(counters(srv)["hits"], hits)
+
+
+class Blackhole:
+    """A loopback listener that never answers. accept=True: connections are accepted (and
+    counted) and then left silent; accept=False: a listen queue of one, filled at once, so that
+    further connects hang until the client gives up."""
+
+    def __init__(self, accept):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16 if accept else 0)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        self.accepted = 0
+        if accept:
+            threading.Thread(target=self._accept, daemon=True).start()
+        else:
+            filler = socket.create_connection(("127.0.0.1", self.port))
+            self.held.append(filler)
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            self.accepted += 1
+
+    def close(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+class RedisBlackhole(unittest.TestCase):
+    TIMEOUT_MS, RETRY_MS = 200, 1500
+
+    def run_against(self, hole):
+        with Server(workers=1) as plain:
+            want = strip_timing(plain.request("POST", "/predict", BODY)[2])
+        env = {"CACHE_BACKEND": "redis", "CACHE_HOST": "127.0.0.1", "CACHE_PORT": str(hole.port),
+               "CACHE_TIMEOUT_MS": str(self.TIMEOUT_MS), "CACHE_RETRY_MS": str(self.RETRY_MS)}
+        timeout = self.TIMEOUT_MS / 1000
+        with Server(env=env, workers=1) as srv:
+            def timed():
+                t0 = time.monotonic()
+                st, _, got = srv.request("POST", "/predict", BODY)
+                self.assertEqual((st, strip_timing(got)), (200, want))
+                return time.monotonic() - t0
+            first = timed()
+            # The first request waits out one timeout (no more), then computes.
+            self.assertGreaterEqual(first, timeout * 0.9)
+            self.assertLess(first, timeout + 0.5)
+            # Within cache.retry_ms nothing is tried: 8 requests together cost far less than
+            # one timeout each.
+            t0 = time.monotonic()
+            for _ in range(8):
+                timed()
+            self.assertLess(time.monotonic() - t0, 8 * timeout / 2)
+            tries = hole.accepted
+            # After cache.retry_ms, one new try (and one timeout again).
+            time.sleep(self.RETRY_MS / 1000 + 0.1)
+            self.assertGreaterEqual(timed(), timeout * 0.9)
+            c = counters(srv)
+            self.assertEqual((c["backend"], c["hits"]), ("redis", 0))
+            self.assertEqual(c["errors"], 10)  # one per request, each computed without the cache
+            self.assertTrue(srv.alive())
+        return tries, hole.accepted
+
+    def test_silent_redis(self):
+        hole = Blackhole(accept=True)
+        try:
+            tries, later = self.run_against(hole)
+        finally:
+            hole.close()
+        self.assertEqual((tries, later), (1, 2), "one connect per cache.retry_ms")
+
+    def test_unreachable_redis(self):
+        hole = Blackhole(accept=False)
+        try:
+            self.run_against(hole)
+        finally:
+            hole.close()
 
 
 if __name__ == "__main__":

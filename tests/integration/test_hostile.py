@@ -5,22 +5,14 @@ at the end it must exit 0 on SIGTERM with no sanitizer report.
 """
 import json
 import socket
-import struct
 import time
 import unittest
 
-import h2.config
-import h2.connection
-
+import h2client
+from h2client import linger_close
 from harness import ASAN_BIN, BIN, ONE_OBS, Server, main
 
 BODY = json.dumps(ONE_OBS).encode()
-
-
-def linger_close(s):
-    """Close with RST instead of FIN: the harshest way for a client to vanish."""
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.close()
 
 
 class Hostile(unittest.TestCase):
@@ -31,10 +23,7 @@ class Hostile(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.srv.stop(timeout=30)
-        log = cls.srv.log()
-        assert "AddressSanitizer" not in log and "runtime error" not in log, log
-        assert rc == 0, "exit %r\n%s" % (rc, log)
+        cls.srv.stop_clean()
 
     def assert_serving(self):
         self.assertTrue(self.srv.alive(), self.srv.log())
@@ -189,18 +178,8 @@ class Hostile(unittest.TestCase):
             time.sleep(0.02)
         self.assert_serving()
 
-    @staticmethod
-    def h2_send_body(c, sid, data, end_stream):
-        """DATA frames of at most 16 KiB (the default SETTINGS_MAX_FRAME_SIZE)."""
-        for i in range(0, len(data), 16384):
-            last = i + 16384 >= len(data)
-            c.send_data(sid, data[i:i + 16384], end_stream=end_stream and last)
-
     def h2_conn(self):
-        s = socket.create_connection(("127.0.0.1", self.srv.port))
-        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        c.initiate_connection()
-        return s, c
+        return h2client.connect(self.srv.port)
 
     def test_http2_clients_vanish(self):
         # 300 observations: a ~22 KB body (two fit the default 64 KiB flow-control window) and a
@@ -223,14 +202,14 @@ class Hostile(unittest.TestCase):
             for _ in range(2):
                 sid = c.get_next_available_stream_id()
                 c.send_headers(sid, hdrs + gz)
-                self.h2_send_body(c, sid, mid, True)
+                h2client.send_body(c, sid, mid, True)
             s.sendall(c.data_to_send())
             linger_close(s)
             # Mid-response.
             s, c = self.h2_conn()
             sid = c.get_next_available_stream_id()
             c.send_headers(sid, hdrs + gz)
-            self.h2_send_body(c, sid, mid, True)
+            h2client.send_body(c, sid, mid, True)
             s.sendall(c.data_to_send())
             try:
                 s.recv(200)

@@ -636,6 +636,128 @@ static void test_seed_errors(void **state) {
     JI(OBS1 "\"seed\":-}", 64);
 }
 
+/* xorshift64: the literals below are the same on every run. */
+static uint64_t rnd(uint64_t *s) {
+    *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+    return *s;
+}
+
+/* A random JSON number literal: sign, 0-4 integer digits, 0-25 fraction digits, sometimes an
+ * exponent; long ones leave the fast path for strtod, and exponents cross +-22. */
+static size_t random_literal(uint64_t *s, char *o) {
+    size_t n = 0;
+    if (rnd(s) % 3 == 0) o[n++] = '-';
+    size_t id = rnd(s) % 5, fd = rnd(s) % 26;
+    if (id == 0) o[n++] = '0';
+    for (size_t i = 0; i < id; i++)
+        o[n++] = (char)('0' + (i == 0 ? 1 + rnd(s) % 9 : rnd(s) % 10));
+    if (fd) {
+        o[n++] = '.';
+        for (size_t i = 0; i < fd; i++)
+            o[n++] = (char)('0' + rnd(s) % 10);
+    }
+    if (rnd(s) % 4 == 0)
+        n += (size_t)sprintf(o + n, "%s%s%d", rnd(s) % 2 ? "e" : "E",
+                             rnd(s) % 3 == 0 ? "+"
+                             : rnd(s) % 2    ? "-"
+                                             : "",
+                             (int)(rnd(s) % 40));
+    o[n] = '\0';
+    return n;
+}
+
+/* The midpoint between a float32 in [512, 900) and the next one, to 13 decimals (16 significant
+ * digits: the fast path's), sometimes one unit in the last digit off. The literal is within about
+ * a double's ulp of the midpoint, so a double one ulp off the correctly rounded one narrows to the
+ * other float32. */
+static size_t midpoint_literal(uint64_t *s, char *o) {
+    float f = 512.0f + (float)(rnd(s) % 388000) / 1000.0f;
+    double mid = ((double)f + (double)nextafterf(f, 2000.0f)) / 2; /* exact: 25 bits */
+    int n = sprintf(o, "%s%.13f", rnd(s) % 2 ? "-" : "", mid);
+    int nudge = (int)(rnd(s) % 3) - 1;
+    if (o[n - 1] + nudge >= '0' && o[n - 1] + nudge <= '9') o[n - 1] = (char)(o[n - 1] + nudge);
+    return (size_t)n;
+}
+
+/* A sensor value is the literal's Python float (correctly rounded double, as strtod) narrowed to
+ * float32, bit for bit, whichever way the parser converts it. That is not always strtof: a
+ * literal just above a float32 rounding midpoint can round down in the double step first (the
+ * first edge case below: strtof gives 1 + 2^-23, Python's float32(float(s)) gives 1). */
+static void test_numbers_round_like_python(void **state) {
+    (void)state;
+    static const char *const edge[] = {"1.00000005960464477539062501",
+                                       "1.000000059604644775390625",
+                                       "0",
+                                       "-0",
+                                       "0.0",
+                                       "-0.0",
+                                       "1000",
+                                       "-1000",
+                                       "1e3",
+                                       "1E+3",
+                                       "-1e+3",
+                                       "10e2",
+                                       "0.1e1",
+                                       "0e99999",
+                                       "0.000e-5",
+                                       "999.99999999999999999999",
+                                       "0.1",
+                                       "0.2",
+                                       "0.3",
+                                       "0.7638",
+                                       "123456789012345678e-15",
+                                       "1234567890123456789e-16",
+                                       "9007199254740993e-13",
+                                       "9007199254740992e-13",
+                                       "0.000000000000000000000000000001",
+                                       "1e-22",
+                                       "1e-23",
+                                       "4.9e-324",
+                                       "5e-324",
+                                       "2.2250738585072014e-308",
+                                       "0.33333333333333331483",
+                                       "3.4028235e-38",
+                                       "1.17549435e-38",
+                                       "7.006492321624085e-46",
+                                       "1.401298464324817e-45",
+                                       "0.4999999999999999722444243843710865"};
+    char lit[128], *body = malloc(10000 * 64 + 256);
+    assert_non_null(body);
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    size_t total = 0;
+    for (int round = 0; round < 21; round++) {
+        /* Round 0: the edge cases; then 20 bodies of 10,000 random literals each, a quarter of
+         * them float32 midpoints. */
+        float want[10000];
+        size_t o = (size_t)sprintf(body, "{\"observations\":[{\"speed\":1,\"steering\":0,"
+                                         "\"sensors\":[");
+        size_t n = 0;
+        while (n < (round ? 10000u : sizeof(edge) / sizeof(edge[0]))) {
+            if (round && n % 4 == 3)
+                midpoint_literal(&seed, lit);
+            else if (round)
+                random_literal(&seed, lit);
+            else
+                snprintf(lit, sizeof(lit), "%s", edge[n]);
+            double d = strtod(lit, NULL);
+            if (!(d >= -1000.0 && d <= 1000.0)) continue; /* out of bounds: a validation error */
+            want[n++] = (float)d;
+            o += (size_t)sprintf(body + o, "%s%s", n > 1 ? ", " : "", lit);
+        }
+        o += (size_t)sprintf(body + o, "]}]}");
+        crl_predict_req_t r;
+        assert_int_equal(crl_predict_parse(g_p, body, o, &r), CRL_OK);
+        assert_int_equal(r.sensor_len[0], n);
+        for (size_t i = 0; i < n; i++)
+            if (memcmp(&r.sensors[i], &want[i], sizeof(float)) != 0)
+                fail_msg("sensor %zu of round %d: %a, want %a", i, round, (double)r.sensors[i],
+                         (double)want[i]);
+        total += n;
+    }
+    assert_true(total > 200000);
+    free(body);
+}
+
 static void test_bad_args(void **state) {
     (void)state;
     crl_predict_req_t o;
@@ -670,6 +792,7 @@ int main(void) {
         cmocka_unit_test(test_sensor_total_cap),
         cmocka_unit_test(test_seed_values),
         cmocka_unit_test(test_seed_errors),
+        cmocka_unit_test(test_numbers_round_like_python),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
