@@ -1,23 +1,23 @@
-/* vmath.h: the vector erf, GELU, tanh and LayerNormalization shared by the SIMD kernel tables. Not a normal header, like
- * panels.h: an ISA file includes it after defining
- *   VF                     its float vector type; VW floats per vector
- *   vf_set1(f)             every lane f
- *   vf_fma(a, b, c)        a * b + c, one rounding; vf_fnma(a, b, c): c - a * b, one rounding
- *   vf_mul, vf_add, vf_sub, vf_div   IEEE lane by lane
- *   vf_hsum(v)             the sum of v's lanes (any order of additions)
- *   vf_abs(v)              |v|; vf_sqrt(v): IEEE square root
- *   vf_pick_le(a, l, x, y) lane by lane a <= l ? x : y
- *   vf_copysign(m, s)      |m| with the sign of s
- *   vf_max(a, b)           lane by lane maximum (either operand where one is a NaN)
- *   vf_round(v)            to the nearest integer, ties to even
- *   vf_pow2i(n)            2^n for integral n in [-126, 127]
- *   vf_keep_nan(v, r)      r, with v where v is a NaN
- *   vf_load_n(p, n)        the first n <= VW floats of p, the other lanes 0, nothing read past n
- *   vf_load_n_fill(p, n, f) the same with the other lanes f
- *   vf_store_n(p, v, n)    the first n <= VW lanes of v to p, nothing written past n
+/* vmath.h: the vector erf, GELU, tanh and LayerNormalization shared by the SIMD kernel tables.
+ * Not a normal header, like panels.h: an ISA file includes it after defining
+ *   VF                       its float vector type; VW floats per vector
+ *   vf_set1(f)               every lane f
+ *   vf_fma(a, b, c)          a * b + c, one rounding; vf_fnma(a, b, c): c - a * b, one rounding
+ *   vf_mul, vf_add, vf_sub   IEEE lane by lane; vf_div, vf_sqrt likewise
+ *   vf_hsum(v)               the sum of v's lanes (any order of additions)
+ *   vf_abs(v)                |v|
+ *   vf_pick_le(a, l, x, y)   lane by lane a <= l ? x : y
+ *   vf_copysign(m, s)        |m| with the sign of s
+ *   vf_max(a, b)             lane by lane maximum (either operand where one is a NaN)
+ *   vf_round(v)              to the nearest integer, ties to even
+ *   vf_pow2i(n)              2^n for integral n in [-126, 127]
+ *   vf_keep_nan(v, r)        r, with v where v is a NaN
+ *   vf_load_n(p, n)          the first n <= VW floats of p, other lanes 0, nothing read past n
+ *   vf_load_n_fill(p, n, f)  the same with the other lanes f
+ *   vf_store_n(p, v, n)      the first n <= VW lanes of v to p, nothing written past n
  * so the code below is compiled once per ISA with that ISA's flags and intrinsics.
  *
- * layernorm: one row at a time in vectors (the graph's generic loop computes the statistics in
+ * layernorm: in vectors, VW rows at a time (the graph's generic loop computes the statistics in
  * double, one element at a time; that loop was 40 % of layernorm_mlp's forward pass at batch 256).
  *
  * erf: SLEEF's vector erff (Sleef_erff16_u10avx512f) costs about 26 ns per vector of 16 here,
@@ -25,10 +25,11 @@
  * it). This one, inline and with no call, takes about 5 ns:
  *   erf(x) = x + x * A(x^2)                     for |x| <= 1
  *   erf(x) = 1 - exp(-x^2) * B(1 / (1 + |x|/2))  above, sign restored,
- * with A (degree 6), B (degree 8) and exp's E (degree 4, vm_exp_parts) fitted by tools/fit_vmath.py,
- * which also checks the float32 evaluation against a double erf: at most 0.99 ulp for |x| <= 1,
- * 1.22 ulp above, 7.3e-8 absolute (tests/unit/test_kernels_isa.c holds every table to 2 ulp and 1.2e-7 of libm's erff).
- * For |x| > 3.92 erf rounds to +-1; +-inf give +-1, +-0 gives +-0 and a NaN comes back as itself.
+ * with A (degree 6), B (degree 8) and exp's E (degree 4, vm_exp_parts) fitted by
+ * tools/fit_vmath.py, which also checks the float32 evaluation against a double erf: at most 0.99
+ * ulp for |x| <= 1, 1.22 ulp above, 7.3e-8 absolute (tests/unit/test_kernels_isa.c holds every
+ * table to 2 ulp and 1.2e-7 of libm's erff). For |x| > 3.92 erf rounds to +-1; +-inf give +-1, +-0
+ * gives +-0 and a NaN comes back as itself.
  *
  * tanh: from the same exp as expm1 (vm_tanh), at most 2.49 ulp and 1.5e-7 from a double tanh
  * (tools/fit_vmath.py; SLEEF's faster vector tanh is a 3.5-ulp one), with no polynomial of its

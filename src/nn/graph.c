@@ -1947,9 +1947,8 @@ static crl_status plan_nhwc(crl_nn_graph_t *g, crl_err *err) {
         for (size_t j = 0; j < g->n_nodes; j++) {
             nn_node *r = &g->nodes[j];
             if (r->fused || r->n_in == 0 || r->in[0] != v) continue;
-            crl_status st = r->op == CRL_NN_CONV
-                                ? permute_cols(r->w, r->k_out, c, r->k_in / c, err)
-                                : permute_cols(r->w, r->k_out, c, hw, err);
+            crl_status st = r->op == CRL_NN_CONV ? permute_cols(r->w, r->k_out, c, r->k_in / c, err)
+                                                 : permute_cols(r->w, r->k_out, c, hw, err);
             if (st != CRL_OK) return st;
             if (r->op == CRL_NN_CONV) r->in_nhwc = 1;
         }

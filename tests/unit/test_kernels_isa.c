@@ -188,8 +188,8 @@ static void test_linear_zero_rows_or_outputs(void **state) {
  * batcher mixes rows of unrelated requests, and each request's answer must not depend on them. */
 static void test_linear_batch_invariant(void **state) {
     (void)state;
-    static const size_t shapes[][2] = {{5, 64},  {64, 64}, {64, 3},  {17, 15}, {130, 130},
-                                       {3, 5},   {300, 20}, {16, 17}, {1, 1},  {7, 9},
+    static const size_t shapes[][2] = {{5, 64},  {64, 64},  {64, 3},  {17, 15}, {130, 130},
+                                       {3, 5},   {300, 20}, {16, 17}, {1, 1},   {7, 9},
                                        {256, 3}, {257, 2},  {32, 3}};
     static const size_t chunks[] = {1, 2, 3, 5, 7, 16, 33};
     enum { ROWS = 200 };
@@ -357,9 +357,10 @@ static void test_add_row_matches_generic(void **state) {
 /* Every float of [-20, 20] at a fine step (and every 97th float bit pattern in that range's
  * magnitude, both signs), in vectors of 16 so each lane position sees them: tanh and sigmoid
  * within ACT_TOL of libm. Outside [-20, 20] both saturate; the specials below cover that. */
-/* The optional vector exp (SLEEF) and erf (vmath.h) against libm: exp within 2 ulp-ish relative (2.4e-7)
- * over [-87, 88], erf within 2.4e-7 absolute over [-6, 6]; a NaN comes back as itself, +-inf and
- * +-0 as libm gives them; every tail length, nothing written past n. generic has neither. */
+/* The optional vector exp (SLEEF) and erf (vmath.h) against libm: exp within 2 ulp-ish relative
+ * (2.4e-7) over [-87, 88], erf within 2.4e-7 absolute over [-6, 6]; a NaN comes back as itself,
+ * +-inf and +-0 as libm gives them; every tail length, nothing written past n. generic has
+ * neither. */
 static void test_sleef_exp_erf(void **state) {
     (void)state;
     assert_null(crl_kernels_generic()->exp);
@@ -484,8 +485,9 @@ static void test_gelu_is_the_chain(void **state) {
 }
 
 /* layernorm against statistics in double: every row within 2e-6 relative of the exact answer
- * plus the centring's float rounding (torch computes in float too); a row's bits do not depend on the rows around it; nothing is
- * written past the rows. Widths cover tails, one vector, several, and width 1. */
+ * plus the centring's float rounding (torch computes in float too); a row's bits do not depend on
+ * the rows around it; nothing is written past the rows. Widths cover tails, one vector, several,
+ * and width 1. */
 static void test_layernorm(void **state) {
     (void)state;
     static const size_t widths[] = {1, 3, 8, 16, 17, 32, 33, 100, 257};
@@ -496,7 +498,8 @@ static void test_layernorm(void **state) {
         assert_non_null(k->layernorm);
         for (size_t wi = 0; wi < sizeof(widths) / sizeof(widths[0]); wi++) {
             size_t m = widths[wi];
-            float *x = malloc(ROWS * m * sizeof(float)), *y = malloc((ROWS * m + 1) * sizeof(float));
+            float *x = malloc(ROWS * m * sizeof(float)),
+                  *y = malloc((ROWS * m + 1) * sizeof(float));
             float *one = malloc((m + 1) * sizeof(float)), *g = malloc(m * sizeof(float));
             float *b = malloc(m * sizeof(float));
             assert_true(x && y && one && g && b);

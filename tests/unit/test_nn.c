@@ -959,7 +959,8 @@ static crl_nn_graph_t *conv_chain(size_t grp2, int block) {
         a.strides[0] = layer[l].sh, a.strides[1] = layer[l].sw, a.dilations[1] = layer[l].dw;
         memcpy(a.pads, layer[l].pads, sizeof(layer[l].pads));
         assert_int_equal(crl_nn_graph_node(g, CRL_NN_CONV, in, 3, &a, &v, &err), CRL_OK);
-        if (l < 2) assert_int_equal(crl_nn_graph_node(g, CRL_NN_RELU, &v, 1, NULL, &v, &err), CRL_OK);
+        if (l < 2)
+            assert_int_equal(crl_nn_graph_node(g, CRL_NN_RELU, &v, 1, NULL, &v, &err), CRL_OK);
         if (l < 2 && block) {
             crl_nn_attrs_init(&a);
             a.kernel[0] = a.kernel[1] = 1;

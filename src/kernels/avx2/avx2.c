@@ -246,7 +246,8 @@ static inline float hsum8(__m256 v) {
 #define vf_abs(v) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v)
 #define vf_pick_le(a, l, x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, l, _CMP_LE_OQ))
 #define vf_copysign(m, s)                                                                          \
-    _mm256_or_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), m), _mm256_and_ps(_mm256_set1_ps(-0.0f), s))
+    _mm256_or_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), m),                                       \
+                 _mm256_and_ps(_mm256_set1_ps(-0.0f), s))
 #define vf_max _mm256_max_ps
 #define vf_round(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define vf_pow2i(n)                                                                                \

@@ -211,8 +211,8 @@ static void dot_rows16(const float *x, size_t nr, size_t in, const float *w, con
     for (size_t c = 0; c < nch; c++) {
         __mmask16 m = in - c * VW >= VW ? (__mmask16)0xffff : tail_mask(in - c * VW);
         for (size_t r = 0; r < 16; r++)
-            xt[c * VW + r] = r < nr ? _mm512_maskz_loadu_ps(m, x + r * in + c * VW)
-                                    : _mm512_setzero_ps();
+            xt[c * VW + r] =
+                r < nr ? _mm512_maskz_loadu_ps(m, x + r * in + c * VW) : _mm512_setzero_ps();
         transpose16(xt + c * VW);
     }
     for (size_t o = o0; o < out; o++) {
@@ -414,7 +414,7 @@ static void avx512_exp(float *x, size_t n) {
 #define vf_abs _mm512_abs_ps
 #define vf_pick_le(a, l, x, y) _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(a, l, _CMP_LE_OQ), x)
 #define vf_copysign(m, s)                                                                          \
-    _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(m), _mm512_castps_si512(s), \
+    _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(m), _mm512_castps_si512(s),  \
                                                   _mm512_set1_epi32(INT32_MIN), 0xd8))
 #define vf_max _mm512_max_ps
 #define vf_round(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
@@ -476,10 +476,11 @@ static void avx512_scale(float *x, size_t n, float alpha) {
 
 /* The float32 entries, shared by both variants of the table. */
 #define AVX512_F32_ENTRIES                                                                         \
-    .name = "avx512", .linear = simd_linear, .relu = avx512_relu, .tanh = vm_tanh_n,             \
-    .exp = avx512_exp, .erf = vm_erf_n, .gelu = vm_gelu_n, .layernorm = vm_layernorm, .sigmoid = avx512_sigmoid, .clip = avx512_clip,          \
-    .add_row = avx512_add_row, .scale = avx512_scale, .pack_size = simd_pack_size,                 \
-    .pack = simd_pack, .linear_packed = simd_linear_packed, .linear_relu = simd_linear_relu,       \
+    .name = "avx512", .linear = simd_linear, .relu = avx512_relu, .tanh = vm_tanh_n,               \
+    .exp = avx512_exp, .erf = vm_erf_n, .gelu = vm_gelu_n, .layernorm = vm_layernorm,              \
+    .sigmoid = avx512_sigmoid, .clip = avx512_clip, .add_row = avx512_add_row,                     \
+    .scale = avx512_scale, .pack_size = simd_pack_size, .pack = simd_pack,                         \
+    .linear_packed = simd_linear_packed, .linear_relu = simd_linear_relu,                          \
     .linear_packed_relu = simd_linear_packed_relu
 
 static const crl_kernels_t avx512_table = {AVX512_F32_ENTRIES};
