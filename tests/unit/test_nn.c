@@ -1022,6 +1022,75 @@ static void test_conv_chain_nhwc(void **state) {
     crl_test_isa_default();
 }
 
+/* Wide values make a batch run in row tiles; the narrow layers after the last wide value then run
+ * once on the whole batch (graph.c, split_plan), or, where they read more than one value made
+ * before them (or the input), tile by tile with the rest. Either way every row gets exactly the
+ * bits it gets alone. The graphs: x [20000] -> RELU (a) -> 2 * a (b) -> LINEAR 20000->8 of
+ * `from` (a, b, or x), TANH, LINEAR 8->3; with `both`, LINEAR(a) + LINEAR(b) instead. */
+static crl_nn_graph_t *wide_then_narrow(int from, int both) {
+    enum { W = 20000 };
+    crl_err err = {{0}};
+    static float w1[8 * W], w2[3 * 8], b1[8];
+    for (size_t i = 0; i < 8 * W; i++)
+        w1[i] = test_val(i, 7919u, 101u) * 0.01f;
+    for (size_t i = 0; i < 24; i++)
+        w2[i] = test_val(i, 31u, 17u);
+    for (size_t i = 0; i < 8; i++)
+        b1[i] = test_val(i, 13u, 11u);
+    size_t dims[1] = {W}, a, b, two, l1, l2, v;
+    crl_nn_graph_t *g = NULL;
+    assert_int_equal(crl_nn_graph_new_shaped(dims, 1, &g), CRL_OK);
+    float c2 = 2.0f;
+    assert_int_equal(crl_nn_graph_const(g, &c2, NULL, 0, &two, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_RELU, (size_t[]){0}, 1, NULL, &a, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_MUL, (size_t[]){a, two}, 2, NULL, &b, &err),
+                     CRL_OK);
+    size_t src = from == 0 ? a : from == 1 ? b : 0;
+    assert_int_equal(crl_nn_graph_linear(g, src, w1, b1, W, 8, &l1, &err), CRL_OK);
+    v = l1;
+    if (both) {
+        assert_int_equal(crl_nn_graph_linear(g, b, w1, NULL, W, 8, &l2, &err), CRL_OK);
+        assert_int_equal(crl_nn_graph_node(g, CRL_NN_ADD, (size_t[]){l1, l2}, 2, NULL, &v, &err),
+                         CRL_OK);
+    }
+    assert_int_equal(crl_nn_graph_node(g, CRL_NN_TANH, &v, 1, NULL, &v, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_linear(g, v, w2, NULL, 8, 3, &v, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_set_output(g, v, &err), CRL_OK);
+    assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+    return g;
+}
+
+static void test_row_tiles_and_narrow_tail(void **state) {
+    (void)state;
+    enum { W = 20000, ROWS = 10 };
+    static float x[ROWS * W];
+    for (size_t i = 0; i < ROWS * W; i++)
+        x[i] = test_val(i, 104729u, 97u);
+    const int cases[][2] = {{0, 0}, {1, 0}, {2, 0}, {0, 1}};
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        crl_nn_graph_t *g = wide_then_narrow(cases[c][0], cases[c][1]);
+        crl_nn_ws_t *ws = NULL, *w1 = NULL;
+        assert_int_equal(crl_nn_ws_new(g, ROWS, &ws), CRL_OK);
+        assert_int_equal(crl_nn_ws_new(g, 1, &w1), CRL_OK);
+        float all[ROWS * 3], one[3];
+        assert_int_equal(crl_nn_run(g, ws, x, ROWS, all), CRL_OK);
+        for (size_t r = 0; r < ROWS; r++) {
+            assert_int_equal(crl_nn_run(g, w1, x + r * W, 1, one), CRL_OK);
+            if (memcmp(one, all + r * 3, sizeof(one)) != 0)
+                fail_msg("case %zu: row %zu of a tiled batch differs from the row alone", c, r);
+        }
+        /* and a batch's rows again, with the workspace reused (the tail's pointers restored) */
+        float again[ROWS * 3];
+        assert_int_equal(crl_nn_run(g, ws, x, ROWS, again), CRL_OK);
+        assert_memory_equal(again, all, sizeof(all));
+        assert_int_equal(crl_nn_run(g, ws, x, 2, again), CRL_OK);
+        assert_memory_equal(again, all, 2 * 3 * sizeof(float));
+        crl_nn_ws_free(ws);
+        crl_nn_ws_free(w1);
+        crl_nn_graph_free(g);
+    }
+}
+
 /* Depthwise (group = C = M) with auto_pad SAME_UPPER / SAME_LOWER / VALID: the pads come from
  * the input size. H 5, stride 2, k3: out 3, total pad 2 -> 1/1; W 6, stride 2, k5: out 3, total
  * pad 3 -> 1/2 (SAME_UPPER: the extra one at the end) or 2/1 (SAME_LOWER). */
@@ -1287,6 +1356,7 @@ int main(void) {
         cmocka_unit_test(test_conv_stride_pad_dilation_groups),
         cmocka_unit_test(test_conv_activation_fused),
         cmocka_unit_test(test_conv_chain_nhwc),
+        cmocka_unit_test(test_row_tiles_and_narrow_tail),
         cmocka_unit_test(test_plan_per_batch_class),
         cmocka_unit_test(test_gelu_fused),
         cmocka_unit_test(test_conv_depthwise_auto_pad),
