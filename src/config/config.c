@@ -833,6 +833,12 @@ static const opt_t k_opts[] = {
      NOENV, NOCLI, 0, NULL,
      "Path of the Prometheus exposition (GET/HEAD). It must start with `/` and replaces "
      "`/metrics`, which then answers 404; a path that another endpoint uses is refused."},
+    {"monitoring", "metrics_port", T_INT, OFF(monitoring.metrics_port), "0", 0, 65535, NULL, NOENV,
+     NOCLI, 0, NULL,
+     "A port of its own for the Prometheus exposition (metrics_path), on server.host: worker 0 "
+     "serves it, the main port then answers 404 for metrics_path, and the metrics port answers "
+     "404 for everything else (as Triton's metrics port). 0: metrics on server.port. It must "
+     "differ from server.port."},
     /* security */
     {"security",
      "cors_origins",

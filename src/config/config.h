@@ -108,6 +108,7 @@ typedef struct crl_config {
     struct {
         double trace_sample_rate; /* 0..1: share of new traces marked sampled */
         char metrics_path[256];   /* where GET serves the Prometheus exposition; starts with / */
+        long metrics_port;        /* 0: metrics_path on server.port; else its own listener */
     } monitoring;
     struct {
         crl_strlist_t cors_origins;

@@ -515,8 +515,13 @@ int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req) {
     crl_server__refresh_model(rc.w);
 
     h2o_iovec_t path = req->path_normalized;
+    /* monitoring.metrics_port: the metrics port serves the exposition alone, the main port all
+     * the rest. */
+    int split = crl__srv.cfg->monitoring.metrics_port != 0;
+    int on_metrics_port = req->conn->hosts == crl__srv.metrics_hosts;
     for (size_t i = 0; i < sizeof(k_routes) / sizeof(k_routes[0]); i++) {
         const route_t *r = &k_routes[i];
+        if (split && (r->id == CRL_ROUTE_METRICS) != on_metrics_port) continue;
         /* monitoring.metrics_path moves the exposition (config.c keeps it off other routes). */
         const char *rp =
             r->id == CRL_ROUTE_METRICS ? crl__srv.cfg->monitoring.metrics_path : r->path;

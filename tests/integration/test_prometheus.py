@@ -1,6 +1,7 @@
 """test_prometheus.py: the per-stage histograms count each /predict once per stage, and a real
 Prometheus (Debian's `prometheus`) scraping carlarl every second sees exactly the requests sent and
 computes a finite latency quantile within the range the client observed."""
+import http.client
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import ONE_OBS, Server, main
+from harness import BIN, ONE_OBS, Server, main
 
 # Upper bounds of the original's latency buckets (seconds), as in src/metrics/metrics.c.
 DUR_BOUNDS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
@@ -50,6 +51,78 @@ class Stages(unittest.TestCase):
             self.assertEqual(stage_counts(srv), {s: 0 for s in STAGES[1:]})
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path, method="GET"):
+    """(status, body) of one request to 127.0.0.1:port."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request(method, path, body=b"{}" if method == "POST" else None)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+class MetricsPort(unittest.TestCase):
+    """monitoring.metrics_port: the exposition on a listener of its own, as Triton's :8002."""
+
+    def test_own_port(self):
+        mport = free_port()
+        with Server(env={"MONITORING_METRICS_PORT": str(mport)}) as srv:
+            self.assertIn("Prometheus metrics on http://127.0.0.1:%d/metrics" % mport, srv.log())
+            self.assertEqual(srv.json("POST", "/predict", UNCACHED)[0], 200)
+            st, body = get(mport, "/metrics")
+            self.assertEqual(st, 200)
+            self.assertIn(b'carla_rl_http_requests_total{method="POST",endpoint="/predict",'
+                          b'status_code="200"} 1\n', body)
+            # The main port no longer serves it; the metrics port serves nothing else.
+            self.assertEqual(srv.request("GET", "/metrics")[0], 404)
+            for method, path in [("GET", "/healthz"), ("POST", "/predict"), ("GET", "/ready")]:
+                self.assertEqual(get(mport, path, method)[0], 404, path)
+            self.assertEqual(srv.json("POST", "/predict", UNCACHED)[0], 200)
+            self.assertEqual(srv.json("GET", "/healthz")[0], 200)
+            text = get(mport, "/metrics")[1].decode()
+            self.assertRegex(text, r'(?m)^carla_rl_http_requests_total\{method="POST",'
+                                   r'endpoint="/predict",status_code="200"\} 2$')
+            self.assertRegex(text, r'(?m)^carla_rl_http_requests_total\{method="GET",'
+                                   r'endpoint="unmatched",status_code="404"\} [1-9]')
+            self.assertEqual(srv.stop(), 0)
+
+    def test_with_moved_path(self):
+        mport = free_port()
+        env = {"MONITORING_METRICS_PORT": str(mport), "MONITORING_METRICS_PATH": "/prom"}
+        with Server(env=env) as srv:
+            st, body = get(mport, "/prom")
+            self.assertEqual(st, 200)
+            self.assertIn(b"carla_rl_model_loaded{", body)
+            self.assertEqual(get(mport, "/metrics")[0], 404)
+            self.assertEqual(srv.request("GET", "/prom")[0], 404)
+
+    def test_refused(self):
+        port = free_port()
+        r = subprocess.run([BIN, "serve", "--host", "127.0.0.1", "--port", str(port),
+                            "--monitoring-metrics-port", str(port)],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("monitoring.metrics_port: %d is server.port too" % port, r.stderr)
+        # A port another socket holds is a start-up error, not a shared port.
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            held.listen(1)
+            taken = held.getsockname()[1]
+            r = subprocess.run([BIN, "serve", "--host", "127.0.0.1", "--port", "0",
+                                "--monitoring-metrics-port", str(taken)],
+                               capture_output=True, text=True, timeout=20,
+                               env=dict(os.environ, WORKERS="1"))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("cannot listen on 127.0.0.1:%d" % taken, r.stderr)
+
+
 class MetricsPath(unittest.TestCase):
     def test_moved(self):
         with Server(env={"MONITORING_METRICS_PATH": "/internal/metrics"}) as srv:
@@ -66,11 +139,6 @@ class MetricsPath(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0, bad)
             self.assertIn("monitoring.metrics_path", r.stderr)
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RealPrometheus(unittest.TestCase):
