@@ -98,6 +98,24 @@ void crl_metrics_stage(crl_metrics_shard_t *s, crl_stage st, uint64_t ns) {
     observe_dur(&s->stage[st], ns);
 }
 
+void crl_metrics_conn(crl_metrics_shard_t *s, int delta) {
+    atomic_store_explicit(&s->open_conns,
+                          atomic_load_explicit(&s->open_conns, memory_order_relaxed) + delta,
+                          memory_order_relaxed);
+}
+
+/* carla_rl_open_connections: the workers' gauges summed (each is exact on its own thread). */
+static void write_conns(crl_buf *out) {
+    int64_t n = 0;
+    for (size_t i = 0; i < g_nshards; i++)
+        n += atomic_load_explicit(&g_shards[i].open_conns, memory_order_relaxed);
+    crl_buf_printf(out,
+                   "# HELP carla_rl_open_connections Client connections open now (HTTP/1 and "
+                   "HTTP/2, on every listener, the scraper's own included)\n"
+                   "# TYPE carla_rl_open_connections gauge\ncarla_rl_open_connections %lld\n",
+                   (long long)(n > 0 ? n : 0));
+}
+
 static int batch_range(size_t b) {
     static const size_t upper[CRL_BATCH_RANGES - 1] = {1, 4, 8, 16, 32, 64, 128};
     for (int i = 0; i < CRL_BATCH_RANGES - 1; i++)
@@ -388,6 +406,7 @@ int crl_metrics_write(crl_buf *out, const crl_metrics_state_t *st) {
     write_http(out);
     write_inference(out, st->model_version, st->device);
     write_stages(out, st->batch_queue_rows >= 0);
+    write_conns(out);
     if (st->cache_backend) write_cache(out, st->cache_backend);
     if (st->batch_queue_rows >= 0)
         crl_buf_printf(out,

@@ -65,6 +65,7 @@ typedef struct crl_metrics_shard {
     crl_hist_t batch_size;
     _Atomic uint64_t cache_hits, cache_misses, cache_errors;
     crl_hist_t stage[CRL_STAGE_COUNT];
+    _Atomic int64_t open_conns; /* this worker's client connections: accepted, not yet closed */
 } crl_metrics_shard_t;
 
 /* Creates `n` shards (one per worker). Call once at start-up. */
@@ -90,6 +91,8 @@ typedef enum crl_cache_outcome {
 void crl_metrics_cache(crl_metrics_shard_t *s, crl_cache_outcome o);
 /* One stage of one /predict took `ns`. */
 void crl_metrics_stage(crl_metrics_shard_t *s, crl_stage st, uint64_t ns);
+/* A client connection was accepted (+1) or closed (-1) on the shard's worker. */
+void crl_metrics_conn(crl_metrics_shard_t *s, int delta);
 
 /* The state the exposition reports besides the shards. */
 typedef struct crl_metrics_state {

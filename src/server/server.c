@@ -70,7 +70,9 @@ static int bound_port(int fd) {
 /* ---- worker threads ------------------------------------------------------------------------ */
 
 static void on_conn_close(void *data) {
-    ((crl_worker_t *)data)->nconns--;
+    crl_worker_t *w = data;
+    w->nconns--;
+    crl_metrics_conn(w->metrics, -1);
 }
 
 static void on_accept(h2o_socket_t *listener, const char *errstr) {
@@ -83,6 +85,7 @@ static void on_accept(h2o_socket_t *listener, const char *errstr) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL) return;
         w->nconns++;
+        crl_metrics_conn(w->metrics, 1);
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = w;
         h2o_accept(actx, sock);

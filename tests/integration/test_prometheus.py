@@ -15,7 +15,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import BIN, ONE_OBS, Server, main
+from harness import BIN, ONE_OBS, Server, h2_request, main
 
 # Upper bounds of the original's latency buckets (seconds), as in src/metrics/metrics.c.
 DUR_BOUNDS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
@@ -121,6 +121,41 @@ class MetricsPort(unittest.TestCase):
                                env=dict(os.environ, WORKERS="1"))
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("cannot listen on 127.0.0.1:%d" % taken, r.stderr)
+
+
+class OpenConnections(unittest.TestCase):
+    """carla_rl_open_connections counts the client connections open now, the scraper's included."""
+    N = 5
+
+    def gauge(self, srv):
+        text = srv.request("GET", "/metrics")[2].decode()
+        self.assertIn("# TYPE carla_rl_open_connections gauge\n", text)
+        return int(re.search(r"(?m)^carla_rl_open_connections (\d+)$", text).group(1))
+
+    def wait_gauge(self, srv, want, timeout=5.0):
+        end = time.monotonic() + timeout
+        got = self.gauge(srv)
+        while got != want and time.monotonic() < end:
+            time.sleep(0.05)
+            got = self.gauge(srv)
+        return got
+
+    def test_idle_keepalive_connections(self):
+        with Server() as srv:  # two workers: the gauge is their sum
+            self.assertEqual(self.gauge(srv), 1)  # the scrape's own connection
+            idle = []
+            for _ in range(self.N):
+                c = srv.conn()
+                self.assertEqual(srv.request("GET", "/live", conn=c)[0], 200)
+                idle.append(c)  # HTTP/1.1 keep-alive: still open after its answer
+            st, _, _, h2sock = h2_request(srv.port, "GET", "/live", keep=True)
+            self.assertEqual(st, 200)
+            self.assertEqual(self.gauge(srv), self.N + 2)  # N + the HTTP/2 one + the scraper
+            for c in idle:
+                c.close()
+            h2sock.close()
+            self.assertEqual(self.wait_gauge(srv, 1), 1)
+            self.assertEqual(srv.stop(), 0)
 
 
 class MetricsPath(unittest.TestCase):

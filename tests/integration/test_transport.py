@@ -6,47 +6,12 @@ import subprocess
 import time
 import unittest
 
-import h2.config
-import h2.connection
-import h2.events
-
-from harness import ONE_OBS, UUID4, Server, main
+from harness import ONE_OBS, UUID4, Server, h2_request, main
 
 
 def big_batch(n):
     return {"observations": [{"speed": 10.0 + i % 100, "steering": 0.0, "sensors": [0.1, 0.2, 0.3]}
                              for i in range(n)]}
-
-
-def h2_request(port, method, path, body=b"", headers=()):
-    """One HTTP/2 (prior knowledge) request; returns (status, headers, body)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    c.initiate_connection()
-    sid = c.get_next_available_stream_id()
-    hdrs = [(":method", method), (":path", path), (":scheme", "http"),
-            (":authority", "127.0.0.1:%d" % port)] + list(headers)
-    c.send_headers(sid, hdrs, end_stream=not body)
-    if body:
-        c.send_data(sid, body, end_stream=True)
-    s.sendall(c.data_to_send())
-    status, rh, data, done = None, {}, b"", False
-    while not done:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        for ev in c.receive_data(chunk):
-            if isinstance(ev, h2.events.ResponseReceived):
-                rh = {k.decode(): v.decode() for k, v in ev.headers}
-                status = int(rh[":status"])
-            elif isinstance(ev, h2.events.DataReceived):
-                data += ev.data
-                c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-            elif isinstance(ev, h2.events.StreamEnded):
-                done = True
-        s.sendall(c.data_to_send())
-    s.close()
-    return status, rh, data
 
 
 class Transport(unittest.TestCase):
