@@ -15,7 +15,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import BIN, ONE_OBS, Server, h2_request, main
+from harness import BIN, ONE_OBS, Server, copy_example, h2_request, main
 
 # Upper bounds of the original's latency buckets (seconds), as in src/metrics/metrics.c.
 DUR_BOUNDS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
@@ -156,6 +156,48 @@ class OpenConnections(unittest.TestCase):
             h2sock.close()
             self.assertEqual(self.wait_gauge(srv, 1), 1)
             self.assertEqual(srv.stop(), 0)
+
+
+class ModelGauges(unittest.TestCase):
+    """carla_rl_model_loaded and carla_rl_model_warmed_up follow the model each start selects: a
+    model is chosen at start-up only (SIGHUP reloads configuration, not models), so breaking and
+    mending the one version of an artifact directory and restarting flips both gauges 1 -> 0 -> 1,
+    with /ready agreeing, and a /warmup without a model cannot set warmed_up."""
+
+    def gauges(self, srv):
+        text = srv.request("GET", "/metrics")[2].decode()
+        loaded = re.search(r'(?m)^carla_rl_model_loaded\{model_version="v1\.0\.0",'
+                           r'device="cpu"\} (\d+)$', text)
+        warmed = re.search(r'(?m)^carla_rl_model_warmed_up\{model_version="v1\.0\.0"\} (\d+)$',
+                           text)
+        self.assertTrue(loaded and warmed, text)
+        return int(loaded.group(1)), int(warmed.group(1))
+
+    def start(self, root, want):
+        # MODEL_VERSION labels the gauges when nothing loads (the configured version).
+        with Server(artifact_dir=root, env={"MODEL_VERSION": "v1.0.0"}) as srv:
+            warm = srv.json("POST", "/warmup")[0]
+            self.assertEqual(warm, 200 if want else 503)
+            self.assertEqual(self.gauges(srv), (want, want))
+            self.assertEqual(srv.json("GET", "/ready")[0], 200 if want else 503)
+            self.assertEqual(srv.stop(), 0)
+
+    def test_flip_both_ways(self):
+        root = tempfile.mkdtemp(prefix="crl-gauges-")
+        self.addCleanup(shutil.rmtree, root, True)
+        onnx = os.path.join(copy_example(root, "v1.0.0"), "model.onnx")
+        with open(onnx, "rb") as f:
+            good = f.read()
+
+        def write(data):
+            with open(onnx, "wb") as f:
+                f.write(data)
+
+        self.start(root, 1)
+        write(good[:100])  # a truncated graph: the only version fails to load
+        self.start(root, 0)
+        write(good)
+        self.start(root, 1)
 
 
 class MetricsPath(unittest.TestCase):
