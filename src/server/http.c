@@ -169,7 +169,7 @@ void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char 
     uint64_t dur = crl_time_mono_ns() - rc->t0;
     char *pt = h2o_mem_alloc_pool(&req->pool, 32);
     add_hdr_str(req, "x-process-time", pt, fmt_seconds(pt, dur));
-    crl_metrics_http(rc->w->metrics, rc->route, rc->method, status, dur);
+    if (crl__srv.monitoring) crl_metrics_http(rc->w->metrics, rc->route, rc->method, status, dur);
     if (crl_log_access_enabled()) crl_server__log_access(rc, status, dur);
 
     crl_resp_slab_t *slab = rc->slab;

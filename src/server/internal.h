@@ -80,6 +80,7 @@ typedef struct crl_server {
     const char *isa;                    /* the kernel table in use */
     crl_pool_t *pool; /* optimization.compute_threads (NULL when 1); outlives every model */
     int nworkers;
+    int monitoring; /* monitoring.enabled: record per-request metrics and stages, trace */
     h2o_globalconf_t config;
     /* The host list of connections accepted on the metrics port (monitoring.metrics_port): the
      * same host as the main port's, in an array of its own, so a request's conn->hosts says which

@@ -225,11 +225,13 @@ static void on_fallback_response(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     memcpy(id, rc.rid, rc.rid_len);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id,
                           rc.rid_len);
-    crl_server__trace(&rc);
-    char *tp = h2o_mem_alloc_pool(&req->pool, CRL_TRACEPARENT_LEN);
-    memcpy(tp, rc.tp, CRL_TRACEPARENT_LEN);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp,
-                          CRL_TRACEPARENT_LEN);
+    if (crl__srv.monitoring) {
+        crl_server__trace(&rc);
+        char *tp = h2o_mem_alloc_pool(&req->pool, CRL_TRACEPARENT_LEN);
+        memcpy(tp, rc.tp, CRL_TRACEPARENT_LEN);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp,
+                              CRL_TRACEPARENT_LEN);
+    }
     struct timeval now;
     gettimeofday(&now, NULL);
     double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
@@ -420,7 +422,7 @@ static crl_status start_batcher(const crl_config_t *c, crl_err *err) {
     crl_batch_opts_t o = {.max_batch_size = (size_t)max,
                           .max_queue_delay_us = (uint64_t)c->batching.max_queue_delay_us,
                           .max_queue_rows = (size_t)c->batching.max_queue_rows,
-                          .on_batch = on_batch,
+                          .on_batch = c->monitoring.enabled ? on_batch : NULL,
                           .on_batch_ctx = crl__srv.batch_metrics};
     if (c->batching.overflow_status != 429 && c->batching.overflow_status != 503)
         return crl_err_set(err, CRL_EINVAL, "batching.overflow_status: must be 429 or 503, got %ld",
@@ -486,6 +488,7 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
     crl__srv.started_wall = crl_time_wall();
     crl__srv.started_mono = crl_time_mono_ns();
     crl__srv.git = *c->server.git_sha ? c->server.git_sha : CRL_GIT_SHA;
+    crl__srv.monitoring = c->monitoring.enabled;
     apply_logging(c);
     /* From here on no request thread writes to stderr: a logger thread does (core/log.h). */
     crl_log_start();
@@ -572,7 +575,7 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
         }
         started++;
     }
-    int mport = (int)c->monitoring.metrics_port;
+    int mport = c->monitoring.enabled ? (int)c->monitoring.metrics_port : 0;
     if (st == CRL_OK && mport != 0 &&
         (workers[0].mfd = open_listener(c->server.host, mport, 0, err)) < 0)
         st = CRL_EIO;

@@ -200,6 +200,32 @@ class ModelGauges(unittest.TestCase):
         self.start(root, 1)
 
 
+class MonitoringOff(unittest.TestCase):
+    """monitoring.enabled false: no exposition, no metrics listener, no traceparent; the API and
+    its X-Request-ID / X-Process-Time headers are unchanged."""
+
+    def test_off(self):
+        mport = free_port()
+        env = {"MONITORING_ENABLED": "false", "MONITORING_METRICS_PORT": str(mport)}
+        with Server(env=env) as srv:
+            self.assertIn("monitoring.metrics_port has no effect here: monitoring.enabled is "
+                          "false", srv.log())
+            self.assertNotIn("metrics_listening", srv.log())
+            for _ in range(3):
+                st, h, b = srv.json("POST", "/predict", UNCACHED,
+                                    headers={"traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8
+                                             + "-01"})
+                self.assertEqual(st, 200)
+                self.assertEqual(len(b["actions"]), 1)
+                self.assertIn("x-request-id", h)
+                self.assertIn("x-process-time", h)
+                self.assertNotIn("traceparent", h)
+            self.assertEqual(srv.request("GET", "/metrics")[0], 404)
+            with self.assertRaises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", mport), timeout=2).close()
+            self.assertEqual(srv.stop(), 0)
+
+
 class MetricsPath(unittest.TestCase):
     def test_moved(self):
         with Server(env={"MONITORING_METRICS_PATH": "/internal/metrics"}) as srv:
