@@ -198,8 +198,8 @@ static void stamp_tm(const struct tm *tm, char out[STAMP_BYTES]) {
 /* The stamp of second t in UTC, made once a second per thread (gmtime_r and snprintf cost more
  * than the rest of an access line). */
 static const char *second_stamp(time_t t) {
-    static __thread time_t cached = (time_t)-1;
-    static __thread char stamp[STAMP_BYTES];
+    static _Thread_local time_t cached = (time_t)-1;
+    static _Thread_local char stamp[STAMP_BYTES];
     if (t != cached) {
         struct tm tm;
         gmtime_r(&t, &tm);
