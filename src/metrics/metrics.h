@@ -58,8 +58,10 @@ typedef struct crl_hist {
     _Atomic uint64_t sum_ns; /* durations in ns, batch sizes as-is */
 } crl_hist_t;
 
+/* Cache-line aligned (so its size is a multiple of 64): neighbouring shards in the array never
+ * share a line. */
 typedef struct crl_metrics_shard {
-    crl_hist_t http[CRL_ROUTE_COUNT][CRL_METHOD_COUNT][CRL_STATUS_SLOTS];
+    _Alignas(64) crl_hist_t http[CRL_ROUTE_COUNT][CRL_METHOD_COUNT][CRL_STATUS_SLOTS];
     _Atomic uint64_t inference_ok, inference_err, deterministic;
     crl_hist_t inference_dur[CRL_BATCH_RANGES];
     crl_hist_t batch_size;
