@@ -26,7 +26,6 @@ by itself; everything started here is stopped on exit.
 usage: bench/throughput.py [--duration S] [--warmup S] [--json FILE] [--max-batch-size N]
                            [--max-queue-delay-us US] [--no-redis] [--no-pin] [--keep DIR]
 """
-import argparse
 import datetime
 import json
 import os
@@ -43,7 +42,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from benchlib import start_server  # noqa: E402
+from benchlib import arg_parser, parse_args, pinned, start_server  # noqa: E402
 
 ZOO_CNN = os.path.join(ROOT, "tests", "data", "zoo", "nature_cnn", "model.onnx")
 
@@ -176,18 +175,6 @@ def body(sensors, seed):
 
 
 # --- processes
-def cpu_split(no_pin):
-    cpus = sorted(os.sched_getaffinity(0))
-    if no_pin or len(cpus) < 2 or not shutil.which("taskset"):
-        return None, None
-    half = len(cpus) // 2
-    return ",".join(map(str, cpus[:half])), ",".join(map(str, cpus[half:]))
-
-
-def pinned(cpus, argv):
-    return (["taskset", "-c", cpus] if cpus else []) + argv
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -277,21 +264,13 @@ def summary(j):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "carlarl"))
-    ap.add_argument("--duration", type=float, default=10)
-    ap.add_argument("--warmup", type=float, default=2)
+    ap = arg_parser(__doc__, duration=10, warmup=2)
     ap.add_argument("--cache-duration", type=float, default=5)
     ap.add_argument("--max-batch-size", type=int, default=64)
     ap.add_argument("--max-queue-delay-us", type=int, default=500)
-    ap.add_argument("--json")
     ap.add_argument("--keep")
     ap.add_argument("--no-redis", action="store_true")
-    ap.add_argument("--no-pin", action="store_true")
-    a = ap.parse_args()
-    if not os.access(a.bin, os.X_OK):
-        sys.exit("%s: not built (cmake -S . -B build && cmake --build build -j2)" % a.bin)
-    a.server_cpus, a.load_cpus = cpu_split(a.no_pin)
+    a = parse_args(ap)
     if a.keep:
         os.makedirs(a.keep, exist_ok=True)
     a.tmp = tempfile.mkdtemp(prefix="carlarl-tput-")

@@ -106,8 +106,10 @@ typedef struct crl_config {
         int access_log; /* one http_request line per response, at INFO */
     } logging;
     struct {
+        int enabled;              /* per-request metrics, stage timings and tracing */
         double trace_sample_rate; /* 0..1: share of new traces marked sampled */
         char metrics_path[256];   /* where GET serves the Prometheus exposition; starts with / */
+        long metrics_port;        /* 0: metrics_path on server.port; else its own listener */
     } monitoring;
     struct {
         crl_strlist_t cors_origins;

@@ -50,6 +50,10 @@ void crl_log(crl_log_level level, const char *event, const char *fmt, ...)
 void crl_log_fields(crl_log_level level, const char *event, const char *fields, const char *fmt,
                     ...) __attribute__((format(printf, 4, 5)));
 
+/* As crl_log_fields with the message already written (no printf): for the access log, one line
+ * per request. */
+void crl_log_line(crl_log_level level, const char *event, const char *fields, const char *msg);
+
 /* Writes s[0..n) as a quoted, escaped JSON string into out (cap bytes, NUL-terminated); returns
  * its length, or 0 when it does not fit. For building `fields`. */
 size_t crl_log_json_str(char *out, size_t cap, const char *s, size_t n);

@@ -34,7 +34,8 @@ static const char *const k_routes[CRL_ROUTE_COUNT] = {
     "/live",    "/ready",    "/openapi.json", "/docs",   "/redoc",    "unmatched"};
 
 int crl_metrics_init(size_t n) {
-    /* Shards are page-aligned so two workers never share a cache line. */
+    /* Page-aligned, and each shard a whole number of cache lines: two workers never share one. */
+    _Static_assert(sizeof(crl_metrics_shard_t) % 64 == 0, "shards must not share a cache line");
     if (posix_memalign((void **)&g_shards, 4096, n * sizeof(*g_shards)) != 0) return -1;
     memset(g_shards, 0, n * sizeof(*g_shards));
     g_nshards = n;
@@ -96,6 +97,24 @@ void crl_metrics_cache(crl_metrics_shard_t *s, crl_cache_outcome o) {
 
 void crl_metrics_stage(crl_metrics_shard_t *s, crl_stage st, uint64_t ns) {
     observe_dur(&s->stage[st], ns);
+}
+
+void crl_metrics_conn(crl_metrics_shard_t *s, int delta) {
+    atomic_store_explicit(&s->open_conns,
+                          atomic_load_explicit(&s->open_conns, memory_order_relaxed) + delta,
+                          memory_order_relaxed);
+}
+
+/* carla_rl_open_connections: the workers' gauges summed (each is exact on its own thread). */
+static void write_conns(crl_buf *out) {
+    int64_t n = 0;
+    for (size_t i = 0; i < g_nshards; i++)
+        n += atomic_load_explicit(&g_shards[i].open_conns, memory_order_relaxed);
+    crl_buf_printf(out,
+                   "# HELP carla_rl_open_connections Client connections open now (HTTP/1 and "
+                   "HTTP/2, on every listener, the scraper's own included)\n"
+                   "# TYPE carla_rl_open_connections gauge\ncarla_rl_open_connections %lld\n",
+                   (long long)(n > 0 ? n : 0));
 }
 
 static int batch_range(size_t b) {
@@ -388,6 +407,7 @@ int crl_metrics_write(crl_buf *out, const crl_metrics_state_t *st) {
     write_http(out);
     write_inference(out, st->model_version, st->device);
     write_stages(out, st->batch_queue_rows >= 0);
+    write_conns(out);
     if (st->cache_backend) write_cache(out, st->cache_backend);
     if (st->batch_queue_rows >= 0)
         crl_buf_printf(out,

@@ -58,13 +58,16 @@ typedef struct crl_hist {
     _Atomic uint64_t sum_ns; /* durations in ns, batch sizes as-is */
 } crl_hist_t;
 
+/* Cache-line aligned (so its size is a multiple of 64): neighbouring shards in the array never
+ * share a line. */
 typedef struct crl_metrics_shard {
-    crl_hist_t http[CRL_ROUTE_COUNT][CRL_METHOD_COUNT][CRL_STATUS_SLOTS];
+    _Alignas(64) crl_hist_t http[CRL_ROUTE_COUNT][CRL_METHOD_COUNT][CRL_STATUS_SLOTS];
     _Atomic uint64_t inference_ok, inference_err, deterministic;
     crl_hist_t inference_dur[CRL_BATCH_RANGES];
     crl_hist_t batch_size;
     _Atomic uint64_t cache_hits, cache_misses, cache_errors;
     crl_hist_t stage[CRL_STAGE_COUNT];
+    _Atomic int64_t open_conns; /* this worker's client connections: accepted, not yet closed */
 } crl_metrics_shard_t;
 
 /* Creates `n` shards (one per worker). Call once at start-up. */
@@ -90,6 +93,8 @@ typedef enum crl_cache_outcome {
 void crl_metrics_cache(crl_metrics_shard_t *s, crl_cache_outcome o);
 /* One stage of one /predict took `ns`. */
 void crl_metrics_stage(crl_metrics_shard_t *s, crl_stage st, uint64_t ns);
+/* A client connection was accepted (+1) or closed (-1) on the shard's worker. */
+void crl_metrics_conn(crl_metrics_shard_t *s, int delta);
 
 /* The state the exposition reports besides the shards. */
 typedef struct crl_metrics_state {

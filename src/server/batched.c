@@ -185,18 +185,21 @@ static void answer(crl_deferred_t *d) {
     const crl_batch_job_t *j = &d->job;
     if (j->expired) return send_deadline(d, 0);
     uint64_t t1 = crl_time_mono_ns();
-    crl_metrics_request(w->metrics, j->status == CRL_OK, j->head.n, j->head.deterministic,
-                        t1 - d->t0);
-    if (j->started_ns) {
+    const int mon = crl__srv.monitoring;
+    if (mon)
+        crl_metrics_request(w->metrics, j->status == CRL_OK, j->head.n, j->head.deterministic,
+                            t1 - d->t0);
+    if (mon && j->started_ns) {
         crl_metrics_stage(w->metrics, CRL_STAGE_QUEUE_WAIT, j->started_ns - j->enqueued_ns);
         crl_metrics_stage(w->metrics, CRL_STAGE_INFERENCE, j->forward_ns);
     }
     if (j->status != CRL_OK) return crl_server__send_predict_error(rc, &j->head, j->message);
-    if (d->cacheable && crl_cache_put(w->cache, &d->key, j->actions) == CRL_CACHE_ERROR)
+    if (d->cacheable && crl_cache_put(w->cache, &d->key, j->actions) == CRL_CACHE_ERROR && mon)
         crl_metrics_cache(w->metrics, CRL_METRICS_CACHE_ERROR);
     crl_server__send_actions(rc, &j->head, d->model, j->actions, (double)(t1 - d->t0) * 1e-6);
     /* The head ran on the batcher; writing the response ran here. */
-    crl_metrics_stage(w->metrics, CRL_STAGE_POSTPROCESS, j->head_ns + crl_time_mono_ns() - t1);
+    if (mon)
+        crl_metrics_stage(w->metrics, CRL_STAGE_POSTPROCESS, j->head_ns + crl_time_mono_ns() - t1);
 }
 
 void crl_server__batch_rx(h2o_multithread_receiver_t *rx, h2o_linklist_t *messages) {

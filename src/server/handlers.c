@@ -388,10 +388,16 @@ void crl_server__send_predict_error(crl_rctx_t *rc, const crl_predict_req_t *pr,
     crl_server__send_error(rc, 500, "INFERENCE_ERROR", "Inference failed", b->data);
 }
 
+/* A clock read for a stage timing: none with monitoring.enabled off. */
+static uint64_t stage_clock(int mon) {
+    return mon ? crl_time_mono_ns() : 0;
+}
+
 static void predict(crl_rctx_t *rc) {
     crl_worker_t *w = rc->w;
     h2o_req_t *req = rc->req;
-    uint64_t tp = crl_time_mono_ns(); /* the preprocess stage: parse and features */
+    const int mon = crl__srv.monitoring;
+    uint64_t tp = stage_clock(mon); /* the preprocess stage: parse and features */
     if (!content_type_is_json(req))
         return send_one_validation(rc, "body",
                                    "Input should be a valid dictionary or object to extract "
@@ -425,7 +431,7 @@ static void predict(crl_rctx_t *rc) {
     uint64_t t0 = crl_time_mono_ns();
     crl_err err = {{0}};
     crl_model_preprocess(m, &pr, w->x);
-    crl_metrics_stage(w->metrics, CRL_STAGE_PREPROCESS, crl_time_mono_ns() - tp);
+    if (mon) crl_metrics_stage(w->metrics, CRL_STAGE_PREPROCESS, crl_time_mono_ns() - tp);
     /* Step 3, the response cache: deterministic requests only (a sample must stay a fresh draw),
      * keyed on the exact features. A backend failure reads as a miss and is counted. */
     crl_cache_key_t key;
@@ -434,13 +440,14 @@ static void predict(crl_rctx_t *rc) {
     if (cacheable) {
         key = crl_cache_key(&w->model_id, pr.deterministic, w->x, pr.n, m->in_width);
         crl_cache_result r = crl_cache_get(w->cache, &key, w->actions);
-        crl_metrics_cache(w->metrics, r == CRL_CACHE_HIT    ? CRL_METRICS_CACHE_HIT
-                                      : r == CRL_CACHE_MISS ? CRL_METRICS_CACHE_MISS
-                                                            : CRL_METRICS_CACHE_ERROR);
+        if (mon)
+            crl_metrics_cache(w->metrics, r == CRL_CACHE_HIT    ? CRL_METRICS_CACHE_HIT
+                                          : r == CRL_CACHE_MISS ? CRL_METRICS_CACHE_MISS
+                                                                : CRL_METRICS_CACHE_ERROR);
         if (r == CRL_CACHE_HIT) {
             uint64_t th = crl_time_mono_ns();
             crl_server__send_actions(rc, &pr, m, w->actions, (double)(th - t0) * 1e-6);
-            crl_metrics_stage(w->metrics, CRL_STAGE_POSTPROCESS, crl_time_mono_ns() - th);
+            if (mon) crl_metrics_stage(w->metrics, CRL_STAGE_POSTPROCESS, crl_time_mono_ns() - th);
             return;
         }
         /* A backend that just failed would fail the store too (a dropped Redis connection waits
@@ -449,18 +456,18 @@ static void predict(crl_rctx_t *rc) {
     }
     /* Step 4 through the dynamic batcher: the job gets a copy of the features. */
     if (crl__srv.batch) return crl_server__defer(rc, &pr, m, w->x, t0, cacheable ? &key : NULL);
-    uint64_t tf = crl_time_mono_ns();
+    uint64_t tf = stage_clock(mon);
     st = crl_model_forward(m, w->ws, w->x, pr.n, w->y, &err);
-    uint64_t th = crl_time_mono_ns();
-    crl_metrics_stage(w->metrics, CRL_STAGE_INFERENCE, th - tf);
+    uint64_t th = stage_clock(mon);
+    if (mon) crl_metrics_stage(w->metrics, CRL_STAGE_INFERENCE, th - tf);
     if (st == CRL_OK) st = crl_model_head(m, &pr, w->y, w->actions, &err);
     uint64_t t1 = crl_time_mono_ns();
-    crl_metrics_inference(w->metrics, st == CRL_OK, pr.n, pr.deterministic, t1 - t0);
+    if (mon) crl_metrics_inference(w->metrics, st == CRL_OK, pr.n, pr.deterministic, t1 - t0);
     if (st != CRL_OK) return crl_server__send_predict_error(rc, &pr, err.msg);
-    if (cacheable && crl_cache_put(w->cache, &key, w->actions) == CRL_CACHE_ERROR)
+    if (cacheable && crl_cache_put(w->cache, &key, w->actions) == CRL_CACHE_ERROR && mon)
         crl_metrics_cache(w->metrics, CRL_METRICS_CACHE_ERROR);
     crl_server__send_actions(rc, &pr, m, w->actions, (double)(t1 - t0) * 1e-6);
-    crl_metrics_stage(w->metrics, CRL_STAGE_POSTPROCESS, crl_time_mono_ns() - th);
+    if (mon) crl_metrics_stage(w->metrics, CRL_STAGE_POSTPROCESS, crl_time_mono_ns() - th);
 }
 
 void crl_server__send_actions(crl_rctx_t *rc, const crl_predict_req_t *pr, const crl_model_t *m,
@@ -507,7 +514,7 @@ int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req) {
     rc.method = crl_method_of(req->method.base, req->method.len);
     rc.route = CRL_ROUTE_OTHER;
     crl_server__request_id(&rc);
-    crl_server__trace(&rc);
+    if (crl__srv.monitoring) crl_server__trace(&rc);
     if (!crl_server__host_allowed(&rc)) {
         crl_server__send(&rc, 400, "text/plain; charset=utf-8", "Invalid host header", 19);
         return 0;
@@ -518,8 +525,14 @@ int crl_server__on_req(h2o_handler_t *self, h2o_req_t *req) {
     crl_server__refresh_model(rc.w);
 
     h2o_iovec_t path = req->path_normalized;
+    /* monitoring.metrics_port: the metrics port serves the exposition alone, the main port all
+     * the rest. */
+    int split = crl__srv.cfg->monitoring.metrics_port != 0;
+    int on_metrics_port = req->conn->hosts == crl__srv.metrics_hosts;
     for (size_t i = 0; i < sizeof(k_routes) / sizeof(k_routes[0]); i++) {
         const route_t *r = &k_routes[i];
+        if (split && (r->id == CRL_ROUTE_METRICS) != on_metrics_port) continue;
+        if (r->id == CRL_ROUTE_METRICS && !crl__srv.monitoring) continue; /* no exposition */
         /* monitoring.metrics_path moves the exposition (config.c keeps it off other routes). */
         const char *rp =
             r->id == CRL_ROUTE_METRICS ? crl__srv.cfg->monitoring.metrics_path : r->path;

@@ -37,6 +37,10 @@ typedef struct crl_worker {
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
     int fd;
+    /* monitoring.metrics_port: worker 0's second listener (mfd -1 on the others, or when 0). */
+    h2o_accept_ctx_t metrics_accept_ctx;
+    h2o_socket_t *metrics_listener;
+    int mfd;
     size_t index;
     pthread_t tid;
     h2o_multithread_queue_t *queue;
@@ -80,7 +84,12 @@ typedef struct crl_server {
     const char *isa;                    /* the kernel table in use */
     crl_pool_t *pool; /* optimization.compute_threads (NULL when 1); outlives every model */
     int nworkers;
+    int monitoring; /* monitoring.enabled: record per-request metrics and stages, trace */
     h2o_globalconf_t config;
+    /* The host list of connections accepted on the metrics port (monitoring.metrics_port): the
+     * same host as the main port's, in an array of its own, so a request's conn->hosts says which
+     * listener took it. */
+    h2o_hostconf_t *metrics_hosts[2];
     double started_wall;
     uint64_t started_mono;
     const char *strategy; /* /versions selection_strategy */

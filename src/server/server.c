@@ -31,7 +31,9 @@ crl_server_t crl__srv;
 
 /* ---- listeners ----------------------------------------------------------------------------- */
 
-static int open_listener(const char *host, int port, crl_err *err) {
+/* reuseport: the workers' listeners share the main port (SO_REUSEPORT); the metrics listener is
+ * alone, so another process already on its port is an error rather than a silent share. */
+static int open_listener(const char *host, int port, int reuseport, crl_err *err) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -47,7 +49,7 @@ static int open_listener(const char *host, int port, crl_err *err) {
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
         crl_err_set(err, CRL_EIO, "cannot listen on %s:%d: %s", host, port, strerror(errno));
@@ -69,20 +71,25 @@ static int bound_port(int fd) {
 /* ---- worker threads ------------------------------------------------------------------------ */
 
 static void on_conn_close(void *data) {
-    ((crl_worker_t *)data)->nconns--;
+    crl_worker_t *w = data;
+    w->nconns--;
+    crl_metrics_conn(w->metrics, -1);
 }
 
 static void on_accept(h2o_socket_t *listener, const char *errstr) {
     crl_worker_t *w = listener->data;
     if (errstr != NULL) return;
+    h2o_accept_ctx_t *actx =
+        listener == w->metrics_listener ? &w->metrics_accept_ctx : &w->accept_ctx;
     /* Take what the backlog holds, a bounded number per wake-up so one loop is not starved. */
     for (int i = 0; i < 16; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL) return;
         w->nconns++;
+        crl_metrics_conn(w->metrics, 1);
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = w;
-        h2o_accept(&w->accept_ctx, sock);
+        h2o_accept(actx, sock);
     }
 }
 
@@ -116,6 +123,14 @@ static void *worker_main(void *arg) {
     w->listener = h2o_evloop_socket_create(w->ctx.loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
+    if (w->mfd >= 0) {
+        w->metrics_accept_ctx.ctx = &w->ctx;
+        w->metrics_accept_ctx.hosts = crl__srv.metrics_hosts;
+        w->metrics_listener =
+            h2o_evloop_socket_create(w->ctx.loop, w->mfd, H2O_SOCKET_FLAG_DONT_READ);
+        w->metrics_listener->data = w;
+        h2o_socket_read_start(w->metrics_listener, on_accept);
+    }
 
     /* Take the model and plan this worker's buffers now, not on the first request (and lock them
      * into RAM when optimization.memory_pinning is on). */
@@ -132,6 +147,11 @@ static void *worker_main(void *arg) {
     h2o_socket_read_stop(w->listener);
     h2o_socket_close(w->listener);
     w->listener = NULL;
+    if (w->metrics_listener) {
+        h2o_socket_read_stop(w->metrics_listener);
+        h2o_socket_close(w->metrics_listener);
+        w->metrics_listener = NULL;
+    }
     h2o_context_request_shutdown(&w->ctx);
     if (w->ctx.http1.req_timeout.timeout > 1000) w->ctx.http1.req_timeout.timeout = 1000;
     uint64_t deadline = crl_time_mono_ns() + 10ull * 1000000000ull;
@@ -169,6 +189,7 @@ static crl_status worker_init(crl_worker_t *w, size_t index, int fd, crl_err *er
     memset(w, 0, sizeof(*w));
     w->index = index;
     w->fd = fd;
+    w->mfd = -1;
     w->metrics = crl_metrics_shard(index);
     crl_buf_init(&w->scratch, 64u << 20);
     crl_buf_init(&w->details, 1u << 20);
@@ -211,11 +232,13 @@ static void on_fallback_response(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     memcpy(id, rc.rid, rc.rid_len);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id,
                           rc.rid_len);
-    crl_server__trace(&rc);
-    char *tp = h2o_mem_alloc_pool(&req->pool, CRL_TRACEPARENT_LEN);
-    memcpy(tp, rc.tp, CRL_TRACEPARENT_LEN);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp,
-                          CRL_TRACEPARENT_LEN);
+    if (crl__srv.monitoring) {
+        crl_server__trace(&rc);
+        char *tp = h2o_mem_alloc_pool(&req->pool, CRL_TRACEPARENT_LEN);
+        memcpy(tp, rc.tp, CRL_TRACEPARENT_LEN);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("traceparent"), 0, NULL, tp,
+                              CRL_TRACEPARENT_LEN);
+    }
     struct timeval now;
     gettimeofday(&now, NULL);
     double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
@@ -240,6 +263,8 @@ static void configure_h2o(const crl_config_t *c) {
         h2o_config_register_host(&crl__srv.config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_filter_t *fallback = h2o_create_filter(&host->fallback_path, sizeof(*fallback));
     fallback->on_setup_ostream = on_fallback_response;
+    crl__srv.metrics_hosts[0] = host;
+    crl__srv.metrics_hosts[1] = NULL;
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
     handler->on_req = crl_server__on_req;
@@ -280,6 +305,12 @@ crl_status crl_server_check(const crl_config_t *c, crl_err *err) {
                            crl_config_where(c, "model", "device"));
     crl_status st = crl_server_check_precision(c, err);
     if (st != CRL_OK) return st;
+    if (c->monitoring.metrics_port != 0 && c->monitoring.metrics_port == c->server.port)
+        return crl_err_set(err, CRL_EINVAL,
+                           "%s: monitoring.metrics_port: %ld is server.port too; the metrics "
+                           "listener needs a port of its own (0: metrics on server.port)",
+                           crl_config_where(c, "monitoring", "metrics_port"),
+                           c->monitoring.metrics_port);
     cpu_set_t set;
     if (c->server.worker_cpus[0] && crl_cpulist_parse(c->server.worker_cpus, &set, err) != CRL_OK)
         return crl_err_prefix(err, CRL_EINVAL, "%s: server.worker_cpus",
@@ -398,7 +429,7 @@ static crl_status start_batcher(const crl_config_t *c, crl_err *err) {
     crl_batch_opts_t o = {.max_batch_size = (size_t)max,
                           .max_queue_delay_us = (uint64_t)c->batching.max_queue_delay_us,
                           .max_queue_rows = (size_t)c->batching.max_queue_rows,
-                          .on_batch = on_batch,
+                          .on_batch = c->monitoring.enabled ? on_batch : NULL,
                           .on_batch_ctx = crl__srv.batch_metrics};
     if (c->batching.overflow_status != 429 && c->batching.overflow_status != 503)
         return crl_err_set(err, CRL_EINVAL, "batching.overflow_status: must be 429 or 503, got %ld",
@@ -474,6 +505,7 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
     crl__srv.started_wall = crl_time_wall();
     crl__srv.started_mono = crl_time_mono_ns();
     crl__srv.git = *c->server.git_sha ? c->server.git_sha : CRL_GIT_SHA;
+    crl__srv.monitoring = c->monitoring.enabled;
     apply_logging(c);
     /* From here on no request thread writes to stderr: a logger thread does (core/log.h). */
     crl_log_start();
@@ -548,7 +580,7 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
 
     int port = (int)c->server.port, started = 0;
     for (int i = 0; st == CRL_OK && i < nworkers; i++) {
-        int fd = open_listener(c->server.host, port, err);
+        int fd = open_listener(c->server.host, port, 1, err);
         if (fd < 0) {
             st = CRL_EIO;
             break;
@@ -560,6 +592,10 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
         }
         started++;
     }
+    int mport = c->monitoring.enabled ? (int)c->monitoring.metrics_port : 0;
+    if (st == CRL_OK && mport != 0 &&
+        (workers[0].mfd = open_listener(c->server.host, mport, 0, err)) < 0)
+        st = CRL_EIO;
 
     sigset_t set;
     sigemptyset(&set);
@@ -587,8 +623,12 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
                  crl_config_precision_name(c->model.precision),
                  c->server.worker_cpus[0] ? c->server.worker_cpus : "any",
                  c->optimization.numa_node, c->optimization.memory_pinning ? "on" : "off");
-        CRL_INFO("listening", "listening on http://%s%s%s:%d/ with %d worker(s)",
-                 strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", port, nworkers);
+        const char *lb = strchr(h, ':') ? "[" : "", *rb = strchr(h, ':') ? "]" : "";
+        if (mport != 0)
+            CRL_INFO("metrics_listening", "Prometheus metrics on http://%s%s%s:%d%s (worker 0)", lb,
+                     h, rb, mport, c->monitoring.metrics_path);
+        CRL_INFO("listening", "listening on http://%s%s%s:%d/ with %d worker(s)", lb, h, rb, port,
+                 nworkers);
         int sig = 0;
         while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
             reload(argc, argv, history, &n_history);
@@ -609,7 +649,10 @@ crl_status crl_server_run(const crl_config_t *c, int argc, char **argv, crl_err 
         worker_dispose(&workers[i]);
     }
     for (int i = 0; i < started; i++) {
-        if (i >= running) close(workers[i].fd);
+        if (i >= running) {
+            close(workers[i].fd);
+            if (workers[i].mfd >= 0) close(workers[i].mfd);
+        }
         worker_free(&workers[i]);
     }
     free(workers);

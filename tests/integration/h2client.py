@@ -71,12 +71,18 @@ def read_responses(s, c, sids, timeout=10.0):
     return {sid: tuple(v) for sid, v in out.items()}
 
 
-def request(port, method, path, body=b"", extra=()):
-    """One HTTP/2 request on a connection of its own; returns (status, headers, body)."""
+def request(port, method, path, body=b"", extra=(), keep=False):
+    """One HTTP/2 request on a connection of its own; returns (status, headers, body), and with
+    keep=True the connection's socket, still open, as a fourth item."""
     s, c = connect(port)
     sid = send_request(c, headers(method, path, port, extra), body)
     s.sendall(c.data_to_send())
     try:
-        return read_responses(s, c, [sid])[sid]
-    finally:
+        got = read_responses(s, c, [sid])[sid]
+    except BaseException:
         s.close()
+        raise
+    if keep:
+        return got + (s,)
+    s.close()
+    return got

@@ -1,6 +1,7 @@
 """test_prometheus.py: the per-stage histograms count each /predict once per stage, and a real
 Prometheus (Debian's `prometheus`) scraping carlarl every second sees exactly the requests sent and
 computes a finite latency quantile within the range the client observed."""
+import http.client
 import json
 import math
 import os
@@ -14,7 +15,8 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import ONE_OBS, Server, main
+import h2client
+from harness import BIN, ONE_OBS, Server, copy_example, main
 
 # Upper bounds of the original's latency buckets (seconds), as in src/metrics/metrics.c.
 DUR_BOUNDS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
@@ -50,6 +52,181 @@ class Stages(unittest.TestCase):
             self.assertEqual(stage_counts(srv), {s: 0 for s in STAGES[1:]})
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path, method="GET"):
+    """(status, body) of one request to 127.0.0.1:port."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request(method, path, body=b"{}" if method == "POST" else None)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+class MetricsPort(unittest.TestCase):
+    """monitoring.metrics_port: the exposition on a listener of its own, as Triton's :8002."""
+
+    def test_own_port(self):
+        mport = free_port()
+        with Server(env={"MONITORING_METRICS_PORT": str(mport)}) as srv:
+            self.assertIn("Prometheus metrics on http://127.0.0.1:%d/metrics" % mport, srv.log())
+            self.assertEqual(srv.json("POST", "/predict", UNCACHED)[0], 200)
+            st, body = get(mport, "/metrics")
+            self.assertEqual(st, 200)
+            self.assertIn(b'carla_rl_http_requests_total{method="POST",endpoint="/predict",'
+                          b'status_code="200"} 1\n', body)
+            # The main port no longer serves it; the metrics port serves nothing else.
+            self.assertEqual(srv.request("GET", "/metrics")[0], 404)
+            for method, path in [("GET", "/healthz"), ("POST", "/predict"), ("GET", "/ready")]:
+                self.assertEqual(get(mport, path, method)[0], 404, path)
+            self.assertEqual(srv.json("POST", "/predict", UNCACHED)[0], 200)
+            self.assertEqual(srv.json("GET", "/healthz")[0], 200)
+            text = get(mport, "/metrics")[1].decode()
+            self.assertRegex(text, r'(?m)^carla_rl_http_requests_total\{method="POST",'
+                                   r'endpoint="/predict",status_code="200"\} 2$')
+            self.assertRegex(text, r'(?m)^carla_rl_http_requests_total\{method="GET",'
+                                   r'endpoint="unmatched",status_code="404"\} [1-9]')
+            self.assertEqual(srv.stop(), 0)
+
+    def test_with_moved_path(self):
+        mport = free_port()
+        env = {"MONITORING_METRICS_PORT": str(mport), "MONITORING_METRICS_PATH": "/prom"}
+        with Server(env=env) as srv:
+            st, body = get(mport, "/prom")
+            self.assertEqual(st, 200)
+            self.assertIn(b"carla_rl_model_loaded{", body)
+            self.assertEqual(get(mport, "/metrics")[0], 404)
+            self.assertEqual(srv.request("GET", "/prom")[0], 404)
+
+    def test_refused(self):
+        port = free_port()
+        r = subprocess.run([BIN, "serve", "--host", "127.0.0.1", "--port", str(port),
+                            "--monitoring-metrics-port", str(port)],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("monitoring.metrics_port: %d is server.port too" % port, r.stderr)
+        # A port another socket holds is a start-up error, not a shared port.
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            held.listen(1)
+            taken = held.getsockname()[1]
+            r = subprocess.run([BIN, "serve", "--host", "127.0.0.1", "--port", "0",
+                                "--monitoring-metrics-port", str(taken)],
+                               capture_output=True, text=True, timeout=20,
+                               env=dict(os.environ, WORKERS="1"))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("cannot listen on 127.0.0.1:%d" % taken, r.stderr)
+
+
+class OpenConnections(unittest.TestCase):
+    """carla_rl_open_connections counts the client connections open now, the scraper's included."""
+    N = 5
+
+    def gauge(self, srv):
+        text = srv.request("GET", "/metrics")[2].decode()
+        self.assertIn("# TYPE carla_rl_open_connections gauge\n", text)
+        return int(re.search(r"(?m)^carla_rl_open_connections (\d+)$", text).group(1))
+
+    def wait_gauge(self, srv, want, timeout=5.0):
+        end = time.monotonic() + timeout
+        got = self.gauge(srv)
+        while got != want and time.monotonic() < end:
+            time.sleep(0.05)
+            got = self.gauge(srv)
+        return got
+
+    def test_idle_keepalive_connections(self):
+        with Server() as srv:  # two workers: the gauge is their sum
+            self.assertEqual(self.gauge(srv), 1)  # the scrape's own connection
+            idle = []
+            for _ in range(self.N):
+                c = srv.conn()
+                self.assertEqual(srv.request("GET", "/live", conn=c)[0], 200)
+                idle.append(c)  # HTTP/1.1 keep-alive: still open after its answer
+            st, _, _, h2sock = h2client.request(srv.port, "GET", "/live", keep=True)
+            self.assertEqual(st, 200)
+            self.assertEqual(self.gauge(srv), self.N + 2)  # N + the HTTP/2 one + the scraper
+            for c in idle:
+                c.close()
+            h2sock.close()
+            self.assertEqual(self.wait_gauge(srv, 1), 1)
+            self.assertEqual(srv.stop(), 0)
+
+
+class ModelGauges(unittest.TestCase):
+    """carla_rl_model_loaded and carla_rl_model_warmed_up follow the model each start selects: a
+    model is chosen at start-up only (SIGHUP reloads configuration, not models), so breaking and
+    mending the one version of an artifact directory and restarting flips both gauges 1 -> 0 -> 1,
+    with /ready agreeing, and a /warmup without a model cannot set warmed_up."""
+
+    def gauges(self, srv):
+        text = srv.request("GET", "/metrics")[2].decode()
+        loaded = re.search(r'(?m)^carla_rl_model_loaded\{model_version="v1\.0\.0",'
+                           r'device="cpu"\} (\d+)$', text)
+        warmed = re.search(r'(?m)^carla_rl_model_warmed_up\{model_version="v1\.0\.0"\} (\d+)$',
+                           text)
+        self.assertTrue(loaded and warmed, text)
+        return int(loaded.group(1)), int(warmed.group(1))
+
+    def start(self, root, want):
+        # MODEL_VERSION labels the gauges when nothing loads (the configured version).
+        with Server(artifact_dir=root, env={"MODEL_VERSION": "v1.0.0"}) as srv:
+            warm = srv.json("POST", "/warmup")[0]
+            self.assertEqual(warm, 200 if want else 503)
+            self.assertEqual(self.gauges(srv), (want, want))
+            self.assertEqual(srv.json("GET", "/ready")[0], 200 if want else 503)
+            self.assertEqual(srv.stop(), 0)
+
+    def test_flip_both_ways(self):
+        root = tempfile.mkdtemp(prefix="crl-gauges-")
+        self.addCleanup(shutil.rmtree, root, True)
+        onnx = os.path.join(copy_example(root, "v1.0.0"), "model.onnx")
+        with open(onnx, "rb") as f:
+            good = f.read()
+
+        def write(data):
+            with open(onnx, "wb") as f:
+                f.write(data)
+
+        self.start(root, 1)
+        write(good[:100])  # a truncated graph: the only version fails to load
+        self.start(root, 0)
+        write(good)
+        self.start(root, 1)
+
+
+class MonitoringOff(unittest.TestCase):
+    """monitoring.enabled false: no exposition, no metrics listener, no traceparent; the API and
+    its X-Request-ID / X-Process-Time headers are unchanged."""
+
+    def test_off(self):
+        mport = free_port()
+        env = {"MONITORING_ENABLED": "false", "MONITORING_METRICS_PORT": str(mport)}
+        with Server(env=env) as srv:
+            self.assertIn("monitoring.metrics_port has no effect here: monitoring.enabled is "
+                          "false", srv.log())
+            self.assertNotIn("metrics_listening", srv.log())
+            for _ in range(3):
+                st, h, b = srv.json("POST", "/predict", UNCACHED,
+                                    headers={"traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8
+                                             + "-01"})
+                self.assertEqual(st, 200)
+                self.assertEqual(len(b["actions"]), 1)
+                self.assertIn("x-request-id", h)
+                self.assertIn("x-process-time", h)
+                self.assertNotIn("traceparent", h)
+            self.assertEqual(srv.request("GET", "/metrics")[0], 404)
+            with self.assertRaises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", mport), timeout=2).close()
+            self.assertEqual(srv.stop(), 0)
+
+
 class MetricsPath(unittest.TestCase):
     def test_moved(self):
         with Server(env={"MONITORING_METRICS_PATH": "/internal/metrics"}) as srv:
@@ -66,11 +243,6 @@ class MetricsPath(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0, bad)
             self.assertIn("monitoring.metrics_path", r.stderr)
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RealPrometheus(unittest.TestCase):
