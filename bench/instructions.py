@@ -27,9 +27,12 @@ BODY = json.dumps({"observations": [{"speed": 25.5, "steering": 0.1, "sensors": 
                    "deterministic": True})
 
 
-def run(binary, tmp, what, n):
-    out = os.path.join(tmp, "cg.%s" % what)
-    env = dict(os.environ, ARTIFACT_DIR=os.path.join(tmp, "none"), LOG_LEVEL="WARNING")
+def run(binary, tmp, what, n, env_extra=None, tag=""):
+    """Runs the server under callgrind for n requests of `what` (idle, healthz, predict), with
+    env_extra added to its environment; returns the callgrind file."""
+    out = os.path.join(tmp, "cg.%s%s" % (what, tag))
+    env = dict(os.environ, ARTIFACT_DIR=os.path.join(tmp, "none"), LOG_LEVEL="WARNING",
+               **(env_extra or {}))
     p, port = start_server(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, binary,
                             "serve", "--port", "0", "--workers", "1", "--log-level", "INFO"], env)
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
