@@ -431,7 +431,8 @@ static void predict(crl_rctx_t *rc) {
     uint64_t t0 = crl_time_mono_ns();
     crl_err err = {{0}};
     crl_model_preprocess(m, &pr, w->x);
-    if (mon) crl_metrics_stage(w->metrics, CRL_STAGE_PREPROCESS, crl_time_mono_ns() - tp);
+    uint64_t tpre = stage_clock(mon);
+    if (mon) crl_metrics_stage(w->metrics, CRL_STAGE_PREPROCESS, tpre - tp);
     /* Step 3, the response cache: deterministic requests only (a sample must stay a fresh draw),
      * keyed on the exact features. A backend failure reads as a miss and is counted. */
     crl_cache_key_t key;
@@ -456,7 +457,7 @@ static void predict(crl_rctx_t *rc) {
     }
     /* Step 4 through the dynamic batcher: the job gets a copy of the features. */
     if (crl__srv.batch) return crl_server__defer(rc, &pr, m, w->x, t0, cacheable ? &key : NULL);
-    uint64_t tf = stage_clock(mon);
+    uint64_t tf = cacheable ? stage_clock(mon) : tpre; /* after the cache, else no gap */
     st = crl_model_forward(m, w->ws, w->x, pr.n, w->y, &err);
     uint64_t th = stage_clock(mon);
     if (mon) crl_metrics_stage(w->metrics, CRL_STAGE_INFERENCE, th - tf);

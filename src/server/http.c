@@ -41,6 +41,13 @@ static void add_hdr_str(h2o_req_t *req, const char *name, const char *v, size_t 
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v, len);
 }
 
+/* The names of the headers every response carries that are not h2o tokens, as token-shaped
+ * structs: h2o_add_header stores the name's address (no copy of it from the request's pool, no
+ * strlen); h2o tells its own tokens by address, so these are sent as literal names. */
+static const h2o_token_t k_request_id = {.buf = {H2O_STRLIT("x-request-id")}};
+static const h2o_token_t k_traceparent = {.buf = {H2O_STRLIT("traceparent")}};
+static const h2o_token_t k_process_time = {.buf = {H2O_STRLIT("x-process-time")}};
+
 /* Headers of a simple (non-preflight) cross-origin request, as Starlette's CORSMiddleware. */
 static void add_cors(crl_rctx_t *rc) {
     if (rc->origin.base == NULL) return;
@@ -195,12 +202,12 @@ void crl_server__send(crl_rctx_t *rc, int status, const char *ctype, const char 
     req->res.reason = status == 200 ? "OK" : "";
     req->res.content_length = len;
     add_hdr(req, H2O_TOKEN_CONTENT_TYPE, ctype, strlen(ctype));
-    add_hdr_str(req, "x-request-id", rc->rid, rc->rid_len);
-    if (rc->tp[0]) add_hdr_str(req, "traceparent", rc->tp, CRL_TRACEPARENT_LEN);
+    add_hdr(req, &k_request_id, rc->rid, rc->rid_len);
+    if (rc->tp[0]) add_hdr(req, &k_traceparent, rc->tp, CRL_TRACEPARENT_LEN);
     add_cors(rc);
     uint64_t dur = crl_time_mono_ns() - rc->t0;
     char *pt = h2o_mem_alloc_pool(&req->pool, 32);
-    add_hdr_str(req, "x-process-time", pt, fmt_fixed(pt, dur, 9));
+    add_hdr(req, &k_process_time, pt, fmt_fixed(pt, dur, 9));
     if (crl__srv.monitoring) crl_metrics_http(rc->w->metrics, rc->route, rc->method, status, dur);
     if (crl_log_access_enabled()) crl_server__log_access(rc, status, dur);
 
@@ -269,6 +276,13 @@ static const char hex_pairs[513] =
     "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
     "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 
+/* v as 16 lowercase hex digits, most significant first. */
+static void put_hex64(char *out, uint64_t v) {
+#pragma GCC unroll 8 /* -O2 keeps the loop otherwise: its counter cost as much as the digits */
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        memcpy(out + 2 * i, hex_pairs + 2 * (v & 0xff), 2);
+}
+
 /* The first request header called `name` (len bytes, lowercase), or -1. h2o keeps header names
  * lowercase (HTTP/1 lowercases them, HTTP/2 requires it), so a length test and a memcmp do; this
  * is h2o_find_header_by_str's work without its per-header call, which was a quarter of what
@@ -302,23 +316,26 @@ void crl_server__request_id(crl_rctx_t *rc) {
             ok = isalnum((unsigned char)c) || c == '.' || c == '_' || c == ':' || c == '-';
         }
         if (ok) {
+            rc->rid_hex[0] = '\0';
             memcpy(rc->rid, v.base, v.len);
             rc->rid_len = v.len;
             rc->rid[v.len] = '\0';
             return;
         }
     }
-    uint64_t a = next_rand(&rc->w->rng[0]), b = next_rand(&rc->w->rng[1]);
-    unsigned char u[16];
-    memcpy(u, &a, 8);
-    memcpy(u + 8, &b, 8);
-    u[6] = (unsigned char)((u[6] & 0x0F) | 0x40); /* version 4 */
-    u[8] = (unsigned char)((u[8] & 0x3F) | 0x80); /* variant 10 */
-    char *o = rc->rid;
-    for (int k = 0; k < 16; k++) {
-        if (k == 4 || k == 6 || k == 8 || k == 10) *o++ = '-';
-        memcpy(o, hex_pairs + 2 * u[k], 2);
-        o += 2;
+    /* 128 random bits, the version (4) and variant (10) bits set, as 8-4-4-4-12 hex digits. */
+    uint64_t hi = next_rand(&rc->w->rng[0]), lo = next_rand(&rc->w->rng[1]);
+    hi = (hi & ~0xf000ull) | 0x4000ull;
+    lo = (lo & ~(0xc0ull << 56)) | (0x80ull << 56);
+    char *hex = rc->rid_hex, *o = rc->rid;
+    put_hex64(hex, hi);
+    put_hex64(hex + 16, lo);
+    hex[32] = '\0';
+    static const unsigned char seg[] = {8, 4, 4, 4, 12};
+    for (size_t k = 0, at = 0; k < sizeof(seg); at += seg[k++]) {
+        if (k) *o++ = '-';
+        memcpy(o, hex + at, seg[k]);
+        o += seg[k];
     }
     *o = '\0';
     rc->rid_len = 36;
@@ -355,12 +372,6 @@ static int traceparent_valid(h2o_iovec_t v) {
            hex_ok(p + 36, 16, 1) && hex_ok(p + 53, 2, 0);
 }
 
-static void put_hex64(char *out, uint64_t v) {
-#pragma GCC unroll 8 /* -O2 keeps the loop otherwise: its counter cost as much as the digits */
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        memcpy(out + 2 * i, hex_pairs + 2 * (v & 0xff), 2);
-}
-
 void crl_server__trace(crl_rctx_t *rc) {
     h2o_req_t *req = rc->req;
     char *tp = rc->tp;
@@ -374,13 +385,19 @@ void crl_server__trace(crl_rctx_t *rc) {
         tp[53] = '0';
         tp[54] = (hex_val(in[54]) & 1) ? '1' : '0';
     } else {
-        uint64_t hi, lo;
-        do { /* an all-zero trace id is invalid; astronomically unlikely, but cheap to rule out */
-            hi = next_rand(&rng[0]);
-            lo = next_rand(&rng[1]);
-        } while ((hi | lo) == 0);
-        put_hex64(tp + 3, hi);
-        put_hex64(tp + 19, lo);
+        /* A new trace: its id is the request id the server made (128 bits, 122 of them random,
+         * so never all zero), which ties the trace to the request's log lines; else a draw. */
+        if (rc->rid_hex[0]) {
+            memcpy(tp + 3, rc->rid_hex, 32);
+        } else {
+            uint64_t hi, lo;
+            do { /* an all-zero trace id is invalid: astronomically unlikely, cheap to rule out */
+                hi = next_rand(&rng[0]);
+                lo = next_rand(&rng[1]);
+            } while ((hi | lo) == 0);
+            put_hex64(tp + 3, hi);
+            put_hex64(tp + 19, lo);
+        }
         double rate = live()->monitoring.trace_sample_rate;
         /* rate 1 always samples, rate 0 never; between, the top 53 bits of a draw decide. */
         int sampled = rate >= 1.0 || (double)(next_rand(&rng[0]) >> 11) * 0x1p-53 < rate;

@@ -112,6 +112,9 @@ typedef struct crl_rctx {
     crl_method method;
     char rid[64];
     size_t rid_len;
+    /* A request id the server made (no usable X-Request-ID): its 32 hex digits, which a new
+     * trace takes as its id (crl_server__trace); rid_hex[0] == '\0' otherwise. */
+    char rid_hex[33];
     /* The traceparent sent back: "00-<trace id>-<this request's span id>-<flags>" (W3C Trace
      * Context), filled by crl_server__trace. tp[0] == '\0' until then. */
     char tp[CRL_TRACEPARENT_LEN + 1];

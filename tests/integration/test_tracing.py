@@ -73,6 +73,18 @@ class Tracing(unittest.TestCase):
             seen.add(trace)
         self.assertEqual(len(seen), len(bad))  # each a new random trace
 
+    def test_new_trace_id_is_the_request_id(self):
+        # A new trace takes the request id the server made (its 32 hex digits), tying the trace
+        # to the request's log lines; with a client's X-Request-ID it is a fresh draw instead.
+        for _ in range(5):
+            st, h, _ = self.srv.request("GET", "/live")
+            trace, _, _ = parse(h.get("traceparent"))
+            self.assertEqual(trace, h["x-request-id"].replace("-", ""))
+        st, h, _ = self.srv.request("GET", "/live", headers={"X-Request-ID": "client-id-1"})
+        trace, _, _ = parse(h.get("traceparent"))
+        self.assertEqual(h["x-request-id"], "client-id-1")
+        self.assertNotIn("client", trace)
+
     def test_errors_carry_traceparent(self):
         st, (trace, _, _) = self.tp_of("GET", "/no-such-path",
                                        {"traceparent": "00-%s-%s-01" % (TRACE, PARENT)})
