@@ -109,7 +109,7 @@ static void vm_gelu_n(const float *x, float *y, size_t n, float c) {
  * +-0, a NaN comes back as itself. */
 static inline VF vm_tanh(VF v) {
     VF x = vf_abs(v), p2;
-    VF p = vm_exp_parts(vf_mul(vf_add(x, x), vf_set1(-1.0f)), &p2);
+    VF p = vm_exp_parts(vf_mul(x, vf_set1(-2.0f)), &p2); /* -2 abs(x), exactly */
     VF m = vf_fma(p2, p, vf_sub(p2, vf_set1(1.0f)));
     return vf_keep_nan(v, vf_copysign(vf_div(m, vf_sub(vf_set1(-2.0f), m)), v));
 }
