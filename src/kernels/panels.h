@@ -258,4 +258,10 @@ static void simd_linear_packed_relu(const float *x, size_t rows, size_t in, cons
     linear_packed_run(x, rows, in, packed, b, out, y, 1);
 }
 
+/* The table entries this header gives, for the ISA file's table initializer. */
+#define PANEL_ENTRIES                                                                              \
+    .linear = simd_linear, .linear_relu = simd_linear_relu, .pack_size = simd_pack_size,           \
+    .pack = simd_pack, .linear_packed = simd_linear_packed,                                        \
+    .linear_packed_relu = simd_linear_packed_relu
+
 #endif

@@ -165,4 +165,7 @@ static void vm_layernorm(const float *x, size_t rows, size_t m, const float *gam
     }
 }
 
+/* The table entries this header gives, for the ISA file's table initializer. */
+#define VM_ENTRIES .tanh = vm_tanh_n, .erf = vm_erf_n, .gelu = vm_gelu_n, .layernorm = vm_layernorm
+
 #endif

@@ -315,22 +315,14 @@ static void avx2_scale(float *x, size_t n, float alpha) {
 
 static const crl_kernels_t avx2_table = {
     .name = "avx2",
-    .linear = simd_linear,
     .relu = avx2_relu,
-    .tanh = vm_tanh_n,
     .exp = avx2_exp,
-    .erf = vm_erf_n,
-    .gelu = vm_gelu_n,
-    .layernorm = vm_layernorm,
     .sigmoid = avx2_sigmoid,
     .clip = avx2_clip,
     .add_row = avx2_add_row,
     .scale = avx2_scale,
-    .pack_size = simd_pack_size,
-    .pack = simd_pack,
-    .linear_packed = simd_linear_packed,
-    .linear_relu = simd_linear_relu,
-    .linear_packed_relu = simd_linear_packed_relu,
+    PANEL_ENTRIES,
+    VM_ENTRIES,
 };
 
 const crl_kernels_t *crl_kernels_avx2(void) {

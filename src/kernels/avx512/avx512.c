@@ -476,12 +476,9 @@ static void avx512_scale(float *x, size_t n, float alpha) {
 
 /* The float32 entries, shared by both variants of the table. */
 #define AVX512_F32_ENTRIES                                                                         \
-    .name = "avx512", .linear = simd_linear, .relu = avx512_relu, .tanh = vm_tanh_n,               \
-    .exp = avx512_exp, .erf = vm_erf_n, .gelu = vm_gelu_n, .layernorm = vm_layernorm,              \
-    .sigmoid = avx512_sigmoid, .clip = avx512_clip, .add_row = avx512_add_row,                     \
-    .scale = avx512_scale, .pack_size = simd_pack_size, .pack = simd_pack,                         \
-    .linear_packed = simd_linear_packed, .linear_relu = simd_linear_relu,                          \
-    .linear_packed_relu = simd_linear_packed_relu
+    .name = "avx512", .relu = avx512_relu, .exp = avx512_exp, .sigmoid = avx512_sigmoid,           \
+    .clip = avx512_clip, .add_row = avx512_add_row, .scale = avx512_scale, PANEL_ENTRIES,          \
+    VM_ENTRIES
 
 static const crl_kernels_t avx512_table = {AVX512_F32_ENTRIES};
 

@@ -339,22 +339,14 @@ static void neon_scale(float *x, size_t n, float alpha) {
 
 static const crl_kernels_t neon_table = {
     .name = "neon",
-    .linear = simd_linear,
     .relu = neon_relu,
-    .tanh = vm_tanh_n,
     .exp = neon_exp,
-    .erf = vm_erf_n,
-    .gelu = vm_gelu_n,
-    .layernorm = vm_layernorm,
     .sigmoid = neon_sigmoid,
     .clip = neon_clip,
     .add_row = neon_add_row,
     .scale = neon_scale,
-    .pack_size = simd_pack_size,
-    .pack = simd_pack,
-    .linear_packed = simd_linear_packed,
-    .linear_relu = simd_linear_relu,
-    .linear_packed_relu = simd_linear_packed_relu,
+    PANEL_ENTRIES,
+    VM_ENTRIES,
 };
 
 const crl_kernels_t *crl_kernels_neon(void) {
