@@ -41,6 +41,14 @@ typedef struct crl_kernels {
                         size_t out, float *y);
     void (*linear_packed_relu)(const float *x, size_t rows, size_t in, const float *packed,
                                const float *b, size_t out, float *y);
+    /* Optional implicit GEMM (a convolution without its im2col matrix): linear_packed, with a
+     * ReLU epilogue when relu != 0, over the matrix whose row r is xr[r][off[0]], ...,
+     * xr[r][off[in - 1]] (row r an output pixel, xr[r] its window's origin in the input, off[k]
+     * input k's place in any window), for a W packed by pack: exactly the bits linear_packed
+     * (linear_packed_relu) gives for that matrix. NULL in a table without it (generic). */
+    void (*linear_packed_gather)(const float *const *xr, size_t rows, const int32_t *off, size_t in,
+                                 const float *packed, const float *b, size_t out, float *y,
+                                 int relu);
     /* bfloat16 weights with float32 accumulation (model.precision: bfloat16). All four are NULL
      * in a table without them; they are set only in the avx512 table handed out on CPUs with
      * AVX512_BF16 (see below). pack_bf16 rounds W to bf16 (to nearest even) in this table's

@@ -1,16 +1,18 @@
-/* panels.h: the linear-layer drivers shared by the SIMD kernel tables (avx2/, avx512/,
- * neon/). Not a
- * normal header: an ISA file includes it after defining VW (floats per vector), PANEL (outputs per
- * packed panel), NV (vectors per panel), KC (inputs per packed chunk), RB_FOR(nv) (rows per
- * register block for a panel of nv live vectors), RB_MAX (the largest), PACK_MIN_ROWS,
- * PANEL_ALIGN, and its own block(nr, nv, ...) and linear_dot(), so the code below is compiled once
- * per ISA with that ISA's flags and intrinsics (STYLE.md: intrinsics stay in the ISA directories).
+/* panels.h: the linear-layer drivers shared by the SIMD kernel tables (avx2/, avx512/, neon/).
+ * Not a normal header: an ISA file includes it after defining VW (floats per vector), PANEL
+ * (outputs per packed panel), NV (vectors per panel), KC (inputs per packed chunk), RB_FOR(nv)
+ * (rows per register block for a panel of nv live vectors), RB_MAX (the largest), PACK_MIN_ROWS,
+ * PANEL_ALIGN, and its own block(nr, nv, g, s, ...) (reading its inputs through xsrc.h) and
+ * linear_dot(), so the code below is compiled once per ISA with that ISA's flags and intrinsics
+ * (STYLE.md: intrinsics stay in the ISA directories).
  */
 #ifndef CRL_KERNELS_PANELS_H
 #define CRL_KERNELS_PANELS_H
 
 #include <math.h>
 #include <stddef.h>
+
+#include "kernels/xsrc.h"
 
 /* The ReLU epilogue (relu != 0) is "v < 0 ? 0 : v" on the finished sum, as the tables' relu. */
 static inline float relu_if(int relu, float v) {
@@ -74,16 +76,16 @@ enum {
     MODE_ADD    /* from +0; add to y (the second chain of a split) */
 };
 
-static inline __attribute__((always_inline)) void block_mode(int nr, int nv, const float *x,
-                                                             size_t in, const float *pk, size_t kc,
+static inline __attribute__((always_inline)) void block_mode(int nr, int nv, int g, xsrc s,
+                                                             const float *pk, size_t kc,
                                                              const float *b, int mode, float *y,
                                                              size_t out, size_t ow, int relu) {
     if (mode != MODE_ADD) {
-        block(nr, nv, x, in, pk, kc, b, mode == MODE_FIRST, y, out, ow, relu);
+        block(nr, nv, g, s, pk, kc, b, mode == MODE_FIRST, y, out, ow, relu);
         return;
     }
     float t[RB_MAX * PANEL] __attribute__((aligned(PANEL_ALIGN)));
-    block(nr, nv, x, in, pk, kc, NULL, 1, t, PANEL, ow, 0);
+    block(nr, nv, g, s, pk, kc, NULL, 1, t, PANEL, ow, 0);
     for (int r = 0; r < nr; r++)
         for (size_t c = 0; c < ow; c++)
             y[(size_t)r * out + c] =
@@ -96,53 +98,74 @@ static inline __attribute__((always_inline)) void block_mode(int nr, int nv, con
  * all `in` inputs): per block of rows, chain A over [0, h) then chain B over [h, in) added to it;
  * a single row runs both side by side where the table has block1_split. */
 static inline __attribute__((always_inline)) void
-panel_rows(int nv, const float *x, size_t rows, size_t in, const float *pk, size_t kc, size_t h,
+panel_rows(int nv, int g, xsrc s, size_t rows, size_t in, const float *pk, size_t kc, size_t h,
            const float *b, int mode, float *y, size_t out, size_t ow, int relu) {
     size_t r = 0;
     if (h == 0) {
         for (; r + RB_FOR(nv) <= rows; r += RB_FOR(nv))
-            block_mode(RB_FOR(nv), nv, x + r * in, in, pk, kc, b, mode, y + r * out, out, ow, relu);
+            block_mode(RB_FOR(nv), nv, g, xs_row(g, s, r), pk, kc, b, mode, y + r * out, out, ow,
+                       relu);
         for (; r < rows; r++)
-            block_mode(1, nv, x + r * in, in, pk, kc, b, mode, y + r * out, out, ow, relu);
+            block_mode(1, nv, g, xs_row(g, s, r), pk, kc, b, mode, y + r * out, out, ow, relu);
         return;
     }
     const float *pb = pk + h * PANEL;
     for (; r + RB_FOR(nv) <= rows; r += RB_FOR(nv)) {
-        block_mode(RB_FOR(nv), nv, x + r * in, in, pk, h, b, MODE_FIRST, y + r * out, out, ow, 0);
-        block_mode(RB_FOR(nv), nv, x + r * in + h, in, pb, in - h, NULL, MODE_ADD, y + r * out, out,
-                   ow, relu);
+        xsrc sr = xs_row(g, s, r);
+        block_mode(RB_FOR(nv), nv, g, sr, pk, h, b, MODE_FIRST, y + r * out, out, ow, 0);
+        block_mode(RB_FOR(nv), nv, g, xs_col(g, sr, h), pb, in - h, NULL, MODE_ADD, y + r * out,
+                   out, ow, relu);
     }
     for (; r < rows; r++) {
+        xsrc sr = xs_row(g, s, r);
 #ifdef SPLIT_MIN
-        block1_split(nv, x + r * in, in, pk, h, b, y + r * out, ow, relu);
+        block1_split(nv, g, sr, in, pk, h, b, y + r * out, ow, relu);
 #else
-        block_mode(1, nv, x + r * in, in, pk, h, b, MODE_FIRST, y + r * out, out, ow, 0);
-        block_mode(1, nv, x + r * in + h, in, pb, in - h, NULL, MODE_ADD, y + r * out, out, ow,
+        block_mode(1, nv, g, sr, pk, h, b, MODE_FIRST, y + r * out, out, ow, 0);
+        block_mode(1, nv, g, xs_col(g, sr, h), pb, in - h, NULL, MODE_ADD, y + r * out, out, ow,
                    relu);
 #endif
     }
 }
 
-static void panel_run(const float *x, size_t rows, size_t in, const float *pk, size_t kc, size_t h,
-                      const float *b, int mode, float *y, size_t out, size_t ow, int relu) {
+/* panel_rows for the panel's live vectors, nv = ceil(ow / VW). */
+static inline __attribute__((always_inline)) void panel_nv(int g, xsrc s, size_t rows, size_t in,
+                                                           const float *pk, size_t kc, size_t h,
+                                                           const float *b, int mode, float *y,
+                                                           size_t out, size_t ow, int relu) {
     switch ((ow + VW - 1) / VW) {
     case 1:
-        panel_rows(1, x, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
+        panel_rows(1, g, s, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
         break;
 #if NV >= 3
     case 2:
-        panel_rows(2, x, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
+        panel_rows(2, g, s, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
         break;
 #endif
 #if NV >= 4
     case 3:
-        panel_rows(3, x, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
+        panel_rows(3, g, s, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
         break;
 #endif
     default:
-        panel_rows(NV, x, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
+        panel_rows(NV, g, s, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
         break;
     }
+}
+
+/* One panel over the rows of the matrix x. */
+static void panel_run(const float *x, size_t rows, size_t in, const float *pk, size_t kc, size_t h,
+                      const float *b, int mode, float *y, size_t out, size_t ow, int relu) {
+    xsrc s = {x, in, NULL, NULL};
+    panel_nv(0, s, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
+}
+
+/* One panel over gathered rows (xsrc.h), a packed panel of all `in` inputs. */
+static void panel_run_gather(const float *const *xr, const int32_t *off, size_t rows, size_t in,
+                             const float *pk, size_t h, const float *b, float *y, size_t out,
+                             size_t ow, int relu) {
+    xsrc s = {NULL, 0, xr, off};
+    panel_nv(1, s, rows, in, pk, in, h, b, MODE_FIRST, y, out, ow, relu);
 }
 
 /* pk[k][c] = w[o0 + c][k0 + k] for k < kc, zero past the last output (ow of them). Written row
@@ -248,6 +271,20 @@ static void linear_packed_run(const float *x, size_t rows, size_t in, const floa
     }
 }
 
+/* linear_packed over the rows xr[r][off[0..in)] (kernels.h): the same panels, blocks and chains,
+ * so the bits linear_packed gives for the matrix of those rows. */
+static void simd_linear_packed_gather(const float *const *xr, size_t rows, const int32_t *off,
+                                      size_t in, const float *packed, const float *b, size_t out,
+                                      float *y, int relu) {
+    if (rows == 0 || out == 0) return;
+    for (size_t o0 = 0; o0 < out; o0 += PANEL) {
+        const float *pk = packed + o0 / PANEL * in * PANEL;
+        size_t ow = out - o0 < PANEL ? out - o0 : PANEL;
+        panel_run_gather(xr, off, rows, in, pk, split_at(in), b ? b + o0 : NULL, y + o0, out, ow,
+                         relu);
+    }
+}
+
 static void simd_linear_packed(const float *x, size_t rows, size_t in, const float *packed,
                                const float *b, size_t out, float *y) {
     linear_packed_run(x, rows, in, packed, b, out, y, 0);
@@ -262,6 +299,7 @@ static void simd_linear_packed_relu(const float *x, size_t rows, size_t in, cons
 #define PANEL_ENTRIES                                                                              \
     .linear = simd_linear, .linear_relu = simd_linear_relu, .pack_size = simd_pack_size,           \
     .pack = simd_pack, .linear_packed = simd_linear_packed,                                        \
-    .linear_packed_relu = simd_linear_packed_relu
+    .linear_packed_relu = simd_linear_packed_relu,                                                 \
+    .linear_packed_gather = simd_linear_packed_gather
 
 #endif

@@ -86,6 +86,9 @@ typedef struct nn_node {
      * shape still says [N, C, H, W]); its input is such an output, and W's rows are in
      * (ki, kj, c) order to match. */
     int out_nhwc, in_nhwc;
+    /* Set at load (pack_linears), CONV with a packed W and a table with linear_packed_gather:
+     * input k's place in any window of the (padded) image, k_in of them; else NULL (im2col). */
+    int32_t *goff;
 } nn_node;
 
 struct crl_nn_graph {
@@ -241,6 +244,8 @@ static void node_free(nn_node *n) {
     free(n->wp);
     free(n->wh);
     n->wh = NULL;
+    free(n->goff);
+    n->goff = NULL;
     free(n->p);
     free(n->ix);
     n->w = n->b = n->wp = n->p = NULL;
@@ -1095,12 +1100,40 @@ static void run_reduce_mean(const nn_node *n, const float *x, const size_t *d, s
         y[i] /= (float)cnt;
 }
 
+/* A CONV's input image (one group), padded: its height and width, and whether it has pads. */
+static size_t conv_padded(const nn_node *n, size_t *hp, size_t *wp) {
+    const crl_nn_attrs *a = &n->a;
+    *hp = n->ish[0].d[2] + a->pads[0] + a->pads[2];
+    *wp = n->ish[0].d[3] + a->pads[1] + a->pads[3];
+    return a->pads[0] | a->pads[1] | a->pads[2] | a->pads[3];
+}
+
+/* Floats, rounded up to whole 64-byte lines, so the next part of the scratch stays aligned. */
+static size_t lines(size_t floats) {
+    return (floats + NN_ALIGN / sizeof(float) - 1) & ~(NN_ALIGN / sizeof(float) - 1);
+}
+
+/* The implicit GEMM's scratch (run_conv): the window origins of one image's pixels, the padded
+ * image (when the CONV pads), and the [pixel][filter] result unless it is NHWC already. */
+static size_t gather_scratch(const nn_node *n, float **pad, float **yt, float *scratch) {
+    size_t np = n->osh.d[2] * n->osh.d[3], hp, wp, cg = n->ish[0].d[1] / n->a.group;
+    size_t o_pad = lines(np * sizeof(float *) / sizeof(float) + 1);
+    size_t o_yt = o_pad + (conv_padded(n, &hp, &wp) ? lines(cg * hp * wp) : 0);
+    if (scratch) {
+        *pad = scratch + o_pad;
+        *yt = scratch + o_yt;
+    }
+    return o_yt + (n->out_nhwc ? 0 : np * (n->k_out / n->a.group));
+}
+
 /* Floats of scratch a node needs: CONV's im2col matrix and its output pixels (one image, one
- * group). */
+ * group), or the implicit GEMM's, whichever is more (the kernel table decides at run time). */
 static size_t node_scratch(const nn_node *n) {
     if (n->op != CRL_NN_CONV) return 0;
-    size_t np = n->osh.d[2] * n->osh.d[3];
-    return np * (n->k_in + n->k_out / n->a.group);
+    size_t np = n->osh.d[2] * n->osh.d[3],
+           im2col = lines(np * n->k_in) + np * (n->k_out / n->a.group);
+    size_t gather = gather_scratch(n, NULL, NULL, NULL);
+    return im2col > gather ? im2col : gather;
 }
 
 /* y = x W^T + b over m rows through the table's linear: W's bf16 copy `wh` (precision BF16) or
@@ -1243,38 +1276,77 @@ static void im2col_nhwc(const crl_nn_attrs *a, const float *x, size_t c, size_t 
         }
 }
 
-/* Convolution as one GEMM per image and group: the rows of the im2col matrix col[p][q] (p an
- * output pixel, q = (c, ki, kj) in W's order, zero where the window hits padding) are the
- * linear's input rows and the group's filters its W, packed at load like a LINEAR's (in bf16 for
- * precision BF16), so the pixels get the GEMM's register blocking and the bias (and a fused ReLU)
- * its epilogue. The [pixel][filter] result is then transposed into NCHW. */
+/* The [pixel][filter] GEMM result yt of one image and group into NCHW yg, in tiles of 16 pixels:
+ * each filter's 16 outputs are one contiguous store, and the tile's rows of yt stay in L1 while
+ * every filter reads them. */
+static void pixels_to_nchw(const float *yt, size_t np, size_t mg, float *yg) {
+    for (size_t p0 = 0; p0 < np; p0 += 16) {
+        size_t pn = np - p0 < 16 ? np - p0 : 16;
+        for (size_t m = 0; m < mg; m++)
+            for (size_t p = 0; p < pn; p++)
+                yg[m * np + p0 + p] = yt[(p0 + p) * mg + m];
+    }
+}
+
+/* One image (group) into the zero-padded copy pad, [c][hp][wp] (NCHW) or [hp][wp][c] (NHWC). */
+static void pad_image(const crl_nn_attrs *a, const float *x, size_t c, size_t h, size_t w, int nhwc,
+                      float *pad) {
+    size_t hp = h + a->pads[0] + a->pads[2], wp = w + a->pads[1] + a->pads[3];
+    size_t planes = nhwc ? 1 : c, px = nhwc ? c : 1; /* planes of [hp][wp] pixels of px floats */
+    memset(pad, 0, planes * hp * wp * px * sizeof(float));
+    for (size_t pl = 0; pl < planes; pl++)
+        for (size_t iy = 0; iy < h; iy++)
+            memcpy(pad + ((pl * hp + iy + a->pads[0]) * wp + a->pads[1]) * px,
+                   x + (pl * h + iy) * w * px, w * px * sizeof(float));
+}
+
+/* Convolution as one GEMM per image and group, the pixels its rows and the group's filters its W,
+ * packed at load like a LINEAR's (in bf16 for precision BF16), so the pixels get the GEMM's
+ * register blocking and the bias (and a fused ReLU) its epilogue. Row p is pixel p's window, with
+ * q = (c, ki, kj) in W's order ((ki, kj, c) for an NHWC input), zero where it hits padding. Where
+ * the table has linear_packed_gather and W is packed in f32, the GEMM reads each window in the
+ * image itself (an implicit GEMM: row p's origin and the offsets n->goff, into a zero-padded copy
+ * when the CONV pads), the same values in the same order, so the same bits; otherwise im2col
+ * writes the rows out first. The [pixel][filter] result is then transposed into NCHW, unless the
+ * output stays NHWC (plan_nhwc). */
 static void run_conv(const crl_kernels_t *k, int packed, const nn_node *n, const size_t *d,
                      const size_t *od, const float *x, float *col, float *y) {
     const crl_nn_attrs *a = &n->a;
     size_t grp = a->group, cg = d[1] / grp, mg = n->k_out / grp, kin = n->k_in;
     size_t h = d[2], w = d[3], oh = od[2], ow = od[3], np = oh * ow;
+    int gather = packed && n->wp && n->goff && k->linear_packed_gather;
+    float *pad = NULL, *gt = NULL;
+    size_t hp = h, wp = w, sh = a->strides[0], sw = a->strides[1];
+    int padded = gather && conv_padded(n, &hp, &wp);
+    if (gather) gather_scratch(n, &pad, &gt, col);
     for (size_t b = 0; b < d[0]; b++)
         for (size_t gi = 0; gi < grp; gi++) {
             const float *xg = x + (b * d[1] + gi * cg) * h * w;
-            if (n->in_nhwc) /* group 1 */
-                im2col_nhwc(a, xg, cg, h, w, oh, ow, kin, col);
-            else
-                im2col(a, xg, cg, h, w, oh, ow, kin, col);
-            float *yt = col + np * kin, *yg = y + (b * n->k_out + gi * mg) * np;
-            if (n->out_nhwc) yt = yg; /* [pixel][filter] is NHWC already (group 1) */
-            const float *wp = packed && n->wp ? n->wp + gi * (n->wp_n / grp) : NULL;
-            const uint16_t *wh = packed && n->wh ? n->wh + gi * (n->wh_n / grp) : NULL;
-            run_linear(k, wp, wh, n->w + gi * mg * kin, col, np, kin, n->b ? n->b + gi * mg : NULL,
-                       mg, yt, n->relu);
-            if (n->out_nhwc) continue;
-            /* In tiles of 16 pixels: each filter's 16 outputs are one contiguous store, and the
-             * tile's rows of yt stay in L1 while every filter reads them. */
-            for (size_t p0 = 0; p0 < np; p0 += 16) {
-                size_t pn = np - p0 < 16 ? np - p0 : 16;
-                for (size_t m = 0; m < mg; m++)
-                    for (size_t p = 0; p < pn; p++)
-                        yg[m * np + p0 + p] = yt[(p0 + p) * mg + m];
+            float *yg = y + (b * n->k_out + gi * mg) * np, *yt = n->out_nhwc ? yg : gt;
+            const float *bg = n->b ? n->b + gi * mg : NULL;
+            if (gather) {
+                const float *src = xg, **xr = (const float **)(void *)col;
+                if (padded) {
+                    pad_image(a, xg, cg, h, w, n->in_nhwc, pad);
+                    src = pad;
+                }
+                size_t px = n->in_nhwc ? cg : 1; /* floats per pixel */
+                for (size_t oy = 0; oy < oh; oy++)
+                    for (size_t ox = 0; ox < ow; ox++)
+                        xr[oy * ow + ox] = src + (oy * sh * wp + ox * sw) * px;
+                k->linear_packed_gather(xr, np, n->goff, kin, n->wp + gi * (n->wp_n / grp), bg, mg,
+                                        yt, n->relu);
+            } else {
+                if (n->in_nhwc) /* group 1 */
+                    im2col_nhwc(a, xg, cg, h, w, oh, ow, kin, col);
+                else
+                    im2col(a, xg, cg, h, w, oh, ow, kin, col);
+                if (!n->out_nhwc) yt = col + lines(np * kin);
+                const float *wpk = packed && n->wp ? n->wp + gi * (n->wp_n / grp) : NULL;
+                const uint16_t *wh = packed && n->wh ? n->wh + gi * (n->wh_n / grp) : NULL;
+                run_linear(k, wpk, wh, n->w + gi * mg * kin, col, np, kin, bg, mg, yt, n->relu);
             }
+            if (!n->out_nhwc) pixels_to_nchw(yt, np, mg, yg);
         }
     if (n->post == CRL_NN_TANH) k->tanh(y, d[0] * n->k_out * np);
     if (n->post == CRL_NN_SIGMOID) k->sigmoid(y, d[0] * n->k_out * np);
@@ -1766,6 +1838,8 @@ static void free_packed(crl_nn_graph_t *g) {
         free(g->nodes[i].wh);
         g->nodes[i].wh = NULL;
         g->nodes[i].wh_n = 0;
+        free(g->nodes[i].goff);
+        g->nodes[i].goff = NULL;
     }
     g->packed_for = NULL;
 }
@@ -1803,6 +1877,30 @@ static crl_status pack_bf16(crl_nn_graph_t *g, const crl_kernels_t *k, crl_err *
     return CRL_OK;
 }
 
+/* n->goff for a CONV (run_conv's implicit GEMM): input q = (c, ki, kj) of any window, (ki, kj, c)
+ * for an NHWC input, at this offset from the window's origin in the (padded) image. Left NULL
+ * when an image is too large for int32 offsets (run_conv then uses im2col). */
+static crl_status conv_offsets(nn_node *n) {
+    const crl_nn_attrs *a = &n->a;
+    size_t hp, wp, cg = n->ish[0].d[1] / a->group, kh = a->kernel[0], kw = a->kernel[1];
+    conv_padded(n, &hp, &wp);
+    if (cg * hp * wp > INT32_MAX) return CRL_OK;
+    n->goff = malloc(n->k_in * sizeof(int32_t));
+    if (n->goff == NULL) return CRL_ENOMEM;
+    size_t q = 0;
+    for (size_t c = 0; c < cg && !n->in_nhwc; c++)
+        for (size_t ki = 0; ki < kh; ki++)
+            for (size_t kj = 0; kj < kw; kj++)
+                n->goff[q++] =
+                    (int32_t)((c * hp + ki * a->dilations[0]) * wp + kj * a->dilations[1]);
+    for (size_t ki = 0; ki < kh && n->in_nhwc; ki++)
+        for (size_t kj = 0; kj < kw; kj++)
+            for (size_t c = 0; c < cg; c++)
+                n->goff[q++] =
+                    (int32_t)(((ki * a->dilations[0]) * wp + kj * a->dilations[1]) * cg + c);
+    return CRL_OK;
+}
+
 /* Packs every LINEAR whose shape the table packs (pack_size > 0), and every CONV's filters, one
  * group after another (W_g is [k_out / group][k_in]); the others keep using W. */
 static crl_status pack_linears(crl_nn_graph_t *g, const crl_kernels_t *k, crl_err *err) {
@@ -1824,6 +1922,10 @@ static crl_status pack_linears(crl_nn_graph_t *g, const crl_kernels_t *k, crl_er
         n->wp_n = np * grp;
         for (size_t gi = 0; gi < grp; gi++)
             k->pack(n->w + gi * mg * n->k_in, n->k_in, mg, n->wp + gi * np);
+        if (n->op == CRL_NN_CONV && k->linear_packed_gather && conv_offsets(n) != CRL_OK) {
+            free_packed(g);
+            return crl_err_set(err, CRL_ENOMEM, "out of memory planning a convolution");
+        }
     }
     g->packed_for = k;
     return CRL_OK;

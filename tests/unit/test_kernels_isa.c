@@ -3,11 +3,12 @@
  * generic reference: linear on many shapes (both of its internal paths, odd tails, several input
  * chunks and output panels), unaligned rows and outputs, nothing written outside the output, and
  * the same bits for a row alone or in a batch; weights packed at load time (pack / linear_packed)
- * give exactly linear's bits; the elementwise kernels bit for bit on lengths 0..67 with special
- * values, except tanh and sigmoid (vmath.h, SLEEF), which must stay within 2e-7 of libm for
- * |x| <= 20 and match it exactly on NaN, +-0 and +-inf; erf within 2 ulp of libm's; gelu exactly
- * the exported chain's operations; layernorm against a double reference, row by row the same bits
- * in any batch. A table the CPU lacks is reported as skipped, not passed silently. */
+ * give exactly linear's bits, and so does the implicit GEMM over gathered rows
+ * (linear_packed_gather); the elementwise kernels bit for bit on lengths 0..67 with special values,
+ * except tanh and sigmoid (vmath.h, SLEEF), which must stay within 2e-7 of libm for |x| <= 20 and
+ * match it exactly on NaN, +-0 and +-inf; erf within 2 ulp of libm's; gelu exactly the exported
+ * chain's operations; layernorm against a double reference, row by row the same bits in any batch.
+ * A table the CPU lacks is reported as skipped, not passed silently. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -631,6 +632,55 @@ static void test_sleef_activations_accuracy(void **state) {
     if (ran == 0) print_message("[  SKIP    ] no ISA table runs here\n");
 }
 
+/* linear_packed_gather (the implicit-GEMM convolution) gives linear_packed's bits `ref` for the
+ * rows of x (with relu, those bits through relu): row r's input q is placed at xr[r] + off[q] in
+ * an "image" of NaNs, off a shuffled set of even offsets and the row origins at odd distances, so
+ * no row or input is where the matrix has it and a read of anything else shows. */
+static void check_gather(const crl_kernels_t *k, const float *x, size_t rows, size_t in,
+                         const float *pb, const float *b, size_t out, const float *ref,
+                         size_t offset) {
+    if (k->linear_packed_gather == NULL) return;
+    size_t span = 2 * in + 3, n = rows * span;
+    float *img = malloc(n * sizeof(float)), *yb, *ry = malloc(rows * out * sizeof(float));
+    const float **xr = malloc(rows * sizeof(float *));
+    int32_t *off = malloc(in * sizeof(int32_t));
+    assert_true(img && ry && xr && off);
+    for (size_t i = 0; i < n; i++)
+        img[i] = NAN;
+    for (size_t q = 0; q < in; q++)
+        off[q] = (int32_t)(2 * q);
+    for (size_t q = in; q > 1; q--) {
+        size_t j = rnd_u32() % q;
+        int32_t t = off[q - 1];
+        off[q - 1] = off[j];
+        off[j] = t;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        float *o = img + r * span + r % 3;
+        xr[r] = o;
+        for (size_t q = 0; q < in; q++)
+            o[off[q]] = x[r * in + q];
+    }
+    float *y = guarded(rows * out, offset, &yb);
+    char what[128];
+    for (int relu = 0; relu < 2; relu++) {
+        memcpy(ry, ref, rows * out * sizeof(float));
+        if (relu) k->relu(ry, rows * out);
+        for (size_t i = 0; i < rows * out; i++)
+            y[i] = SENTINEL;
+        k->linear_packed_gather(xr, rows, off, in, pb, b, out, y, relu);
+        snprintf(what, sizeof(what), "%s linear_packed_gather rows=%zu in=%zu out=%zu relu=%d",
+                 k->name, rows, in, out, relu);
+        check_guards(y, rows * out, what);
+        assert_same_bits(y, ry, rows * out, what, rows * out);
+    }
+    free(img);
+    free(ry);
+    free(xr);
+    free(off);
+    free(yb);
+}
+
 /* The packed-weight path of every table that has one: on the shapes and row counts of
  * test_linear_matches_generic, linear_packed on pack's output gives linear's bits exactly, writes
  * nothing outside its output, and pack writes nothing past pack_size floats. */
@@ -661,6 +711,7 @@ static void check_packed(const crl_kernels_t *k, size_t rows, size_t in, size_t 
              k->name, rows, in, out, bias, offset);
     check_guards(y, rows * out, what);
     assert_same_bits(y, ref, rows * out, what, rows * out);
+    check_gather(k, x, rows, in, pb, b, out, ref, offset);
     free(xb);
     free(wb);
     free(bb);

@@ -27,6 +27,7 @@
 #include <sleef.h>
 
 #include "kernels/kernels.h"
+#include "kernels/xsrc.h"
 
 #define VW 8 /* floats per vector */
 #define NV 2 /* vectors per packed panel: 16 outputs */
@@ -151,7 +152,7 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
  * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
  * y (later chunks); ow <= PANEL outputs are stored. Whole vectors use plain stores because
  * vmaskmovps stores are slow on some CPUs (AMD among them); only the panel's tail is masked. */
-static inline __attribute__((always_inline)) void block(int nr, int nv, const float *x, size_t in,
+static inline __attribute__((always_inline)) void block(int nr, int nv, int g, xsrc s,
                                                         const float *pk, size_t kc, const float *b,
                                                         int first, float *y, size_t out, size_t ow,
                                                         int relu) {
@@ -178,7 +179,7 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, const fl
         for (int v = 0; v < nv; v++)
             wv[v] = _mm256_load_ps(pk + k * PANEL + (size_t)v * VW);
         for (int r = 0; r < nr; r++) {
-            __m256 xv = _mm256_broadcast_ss(x + (size_t)r * in + k);
+            __m256 xv = _mm256_broadcast_ss(xs_at(g, s, (size_t)r, k));
             for (int v = 0; v < nv; v++)
                 acc[r][v] = _mm256_fmadd_ps(xv, wv[v], acc[r][v]);
         }

@@ -41,6 +41,7 @@
 
 #include "kernels/avx512bf16/bf16.h"
 #include "kernels/kernels.h"
+#include "kernels/xsrc.h"
 
 #define VW 16 /* floats per vector */
 #define NV 4  /* vectors per packed panel: 64 outputs */
@@ -302,7 +303,7 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
  * inlining; the panel's vectors past ow are not computed) over kc inputs
  * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
  * y (later chunks); ow <= PANEL outputs are stored. */
-static inline __attribute__((always_inline)) void block(int nr, int nv, const float *x, size_t in,
+static inline __attribute__((always_inline)) void block(int nr, int nv, int g, xsrc s,
                                                         const float *pk, size_t kc, const float *b,
                                                         int first, float *y, size_t out, size_t ow,
                                                         int relu) {
@@ -326,7 +327,7 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, const fl
         for (int v = 0; v < nv; v++)
             wv[v] = _mm512_loadu_ps(pk + k * PANEL + (size_t)v * VW);
         for (int r = 0; r < nr; r++) {
-            __m512 xv = _mm512_set1_ps(x[(size_t)r * in + k]);
+            __m512 xv = _mm512_set1_ps(*xs_at(g, s, (size_t)r, k));
             for (int v = 0; v < nv; v++)
                 acc[r][v] = _mm512_fmadd_ps(xv, wv[v], acc[r][v]);
         }
@@ -340,7 +341,7 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, const fl
 /* One row, a split sum (panels.h, split_at): chain A over inputs [0, h) from the bias and chain B
  * over [h, in) from +0 run side by side (2 nv independent accumulators), then y = A + B, exactly
  * as block() for A, block() for B and their sum in panel_rows. */
-static inline __attribute__((always_inline)) void block1_split(int nv, const float *x, size_t in,
+static inline __attribute__((always_inline)) void block1_split(int nv, int g, xsrc s, size_t in,
                                                                const float *pk, size_t h,
                                                                const float *b, float *y, size_t ow,
                                                                int relu) {
@@ -354,20 +355,20 @@ static inline __attribute__((always_inline)) void block1_split(int nv, const flo
     }
     const float *pb = pk + h * PANEL;
     for (size_t k = 0; k < h; k++) {
-        __m512 xa = _mm512_set1_ps(x[k]), xb = _mm512_set1_ps(x[h + k]);
+        __m512 xa = _mm512_set1_ps(*xs_at(g, s, 0, k)), xb = _mm512_set1_ps(*xs_at(g, s, 0, h + k));
         for (int v = 0; v < nv; v++) {
             a[v] = _mm512_fmadd_ps(xa, _mm512_loadu_ps(pk + k * PANEL + (size_t)v * VW), a[v]);
             c[v] = _mm512_fmadd_ps(xb, _mm512_loadu_ps(pb + k * PANEL + (size_t)v * VW), c[v]);
         }
     }
     if (in - h > h) { /* B's last input (in odd) */
-        __m512 xb = _mm512_set1_ps(x[in - 1]);
+        __m512 xb = _mm512_set1_ps(*xs_at(g, s, 0, in - 1));
         for (int v = 0; v < nv; v++)
             c[v] = _mm512_fmadd_ps(xb, _mm512_loadu_ps(pb + h * PANEL + (size_t)v * VW), c[v]);
     }
     for (int v = 0; v < nv; v++) {
-        __m512 s = _mm512_add_ps(a[v], c[v]);
-        _mm512_mask_storeu_ps(y + (size_t)v * VW, m[v], relu ? relu_vec(s) : s);
+        __m512 t = _mm512_add_ps(a[v], c[v]);
+        _mm512_mask_storeu_ps(y + (size_t)v * VW, m[v], relu ? relu_vec(t) : t);
     }
 }
 

@@ -32,6 +32,7 @@
 #include <sleef.h>
 
 #include "kernels/kernels.h"
+#include "kernels/xsrc.h"
 
 #define VW 4 /* floats per vector */
 #define NV 4 /* vectors per packed panel: 16 outputs */
@@ -193,7 +194,7 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
  * inlining; the panel's vectors past ow are not computed) over kc inputs
  * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
  * y (later chunks); ow <= PANEL outputs are stored. */
-static inline __attribute__((always_inline)) void block(int nr, int nv, const float *x, size_t in,
+static inline __attribute__((always_inline)) void block(int nr, int nv, int g, xsrc s,
                                                         const float *pk, size_t kc, const float *b,
                                                         int first, float *y, size_t out, size_t ow,
                                                         int relu) {
@@ -217,7 +218,7 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, const fl
         for (int v = 0; v < nv; v++)
             wv[v] = vld1q_f32(pk + k * PANEL + (size_t)v * VW);
         for (int r = 0; r < nr; r++) {
-            float32x4_t xv = vld1q_dup_f32(x + (size_t)r * in + k);
+            float32x4_t xv = vld1q_dup_f32(xs_at(g, s, (size_t)r, k));
             for (int v = 0; v < nv; v++)
                 acc[r][v] = vfmaq_f32(acc[r][v], xv, wv[v]);
         }
