@@ -2,7 +2,7 @@
  * Not a normal header: an ISA file includes it after defining VW (floats per vector), PANEL
  * (outputs per packed panel), NV (vectors per panel), KC (inputs per packed chunk), RB_FOR(nv)
  * (rows per register block for a panel of nv live vectors), RB_MAX (the largest), PACK_MIN_ROWS,
- * PANEL_ALIGN, and its own block(nr, nv, g, s, ...) (reading its inputs through xsrc.h) and
+ * PANEL_ALIGN, and its own block(nr, nv, g, s, ...) (reading its inputs through blockio.h) and
  * linear_dot(), so the code below is compiled once per ISA with that ISA's flags and intrinsics
  * (STYLE.md: intrinsics stay in the ISA directories).
  */
@@ -12,7 +12,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "kernels/xsrc.h"
+#include "kernels/blockio.h"
 
 /* The ReLU epilogue (relu != 0) is "v < 0 ? 0 : v" on the finished sum, as the tables' relu. */
 static inline float relu_if(int relu, float v) {
@@ -69,70 +69,53 @@ static void linear_fma_rows(const float *x, size_t rows, size_t in, const float 
     }
 }
 
-/* How block_mode starts and ends a block. */
-enum {
-    MODE_FIRST, /* from the bias (or +0); store */
-    MODE_CONT,  /* from y (a later chunk of the same chain); store */
-    MODE_ADD    /* from +0; add to y (the second chain of a split) */
-};
-
-static inline __attribute__((always_inline)) void block_mode(int nr, int nv, int g, xsrc s,
-                                                             const float *pk, size_t kc,
-                                                             const float *b, int mode, float *y,
-                                                             size_t out, size_t ow, int relu) {
-    if (mode != MODE_ADD) {
-        block(nr, nv, g, s, pk, kc, b, mode == MODE_FIRST, y, out, ow, relu);
+/* Rows [r, r + nr) through block() over one panel of ow outputs, nv live vectors. h == 0: one
+ * block(mode) over the kc inputs of pk. h > 0 (a split, pk holding all `in` inputs): chain A over
+ * [0, h) then chain B over [h, in) added to it; a single row runs both side by side where the table
+ * has block1_split. */
+static inline __attribute__((always_inline)) void
+rows_block(int nr, int nv, int g, xsrc s, size_t r, size_t in, const float *pk, size_t kc, size_t h,
+           const float *b, block_mode mode, float *y, size_t out, size_t ow, int relu) {
+    xsrc sr = xs_row(g, s, r);
+    y += r * out;
+    if (h == 0) {
+        block(nr, nv, g, sr, pk, kc, b, mode, y, out, ow, relu);
         return;
     }
-    float t[RB_MAX * PANEL] __attribute__((aligned(PANEL_ALIGN)));
-    block(nr, nv, g, s, pk, kc, NULL, 1, t, PANEL, ow, 0);
-    for (int r = 0; r < nr; r++)
-        for (size_t c = 0; c < ow; c++)
-            y[(size_t)r * out + c] =
-                relu_if(relu, y[(size_t)r * out + c] + t[(size_t)r * PANEL + c]);
+#ifdef SPLIT_MIN
+    if (nr == 1) {
+        block1_split(nv, g, sr, in, pk, h, b, y, ow, relu);
+        return;
+    }
+#endif
+    block(nr, nv, g, sr, pk, h, b, MODE_FIRST, y, out, ow, 0);
+    block(nr, nv, g, xs_col(g, sr, h), pk + h * PANEL, in - h, NULL, MODE_ADD, y, out, ow, relu);
 }
 
-/* Every row through block() over one panel of ow outputs, nv = ceil(ow / VW) live vectors, rows
- * taken RB_FOR(nv) at a time. block() gives a row the same bits whatever the block size. */
-/* h == 0: every row through block_mode(mode) over the kc inputs of pk. h > 0 (a split, pk holding
- * all `in` inputs): per block of rows, chain A over [0, h) then chain B over [h, in) added to it;
- * a single row runs both side by side where the table has block1_split. */
+/* Every row through rows_block, RB_FOR(nv) rows at a time, and the last few in blocks of half that,
+ * then of 2 and then 1 (one row alone keeps too few chains in flight to feed the FMA units; a
+ * batch of 64 left 4 such rows per panel). block() gives a row the same bits whatever the block
+ * size, so the blocking never shows in the results. */
 static inline __attribute__((always_inline)) void
 panel_rows(int nv, int g, xsrc s, size_t rows, size_t in, const float *pk, size_t kc, size_t h,
-           const float *b, int mode, float *y, size_t out, size_t ow, int relu) {
+           const float *b, block_mode mode, float *y, size_t out, size_t ow, int relu) {
+    const int RB = RB_FOR(nv), HALF = RB_FOR(nv) / 2; /* constants after inlining */
     size_t r = 0;
-    if (h == 0) {
-        for (; r + RB_FOR(nv) <= rows; r += RB_FOR(nv))
-            block_mode(RB_FOR(nv), nv, g, xs_row(g, s, r), pk, kc, b, mode, y + r * out, out, ow,
-                       relu);
-        for (; r < rows; r++)
-            block_mode(1, nv, g, xs_row(g, s, r), pk, kc, b, mode, y + r * out, out, ow, relu);
-        return;
+    for (; r + RB <= rows; r += RB)
+        rows_block(RB, nv, g, s, r, in, pk, kc, h, b, mode, y, out, ow, relu);
+    if (HALF > 2 && r + HALF <= rows) {
+        rows_block(HALF, nv, g, s, r, in, pk, kc, h, b, mode, y, out, ow, relu);
+        r += HALF;
     }
-    const float *pb = pk + h * PANEL;
-    for (; r + RB_FOR(nv) <= rows; r += RB_FOR(nv)) {
-        xsrc sr = xs_row(g, s, r);
-        block_mode(RB_FOR(nv), nv, g, sr, pk, h, b, MODE_FIRST, y + r * out, out, ow, 0);
-        block_mode(RB_FOR(nv), nv, g, xs_col(g, sr, h), pb, in - h, NULL, MODE_ADD, y + r * out,
-                   out, ow, relu);
-    }
-    for (; r < rows; r++) {
-        xsrc sr = xs_row(g, s, r);
-#ifdef SPLIT_MIN
-        block1_split(nv, g, sr, in, pk, h, b, y + r * out, ow, relu);
-#else
-        block_mode(1, nv, g, sr, pk, h, b, MODE_FIRST, y + r * out, out, ow, 0);
-        block_mode(1, nv, g, xs_col(g, sr, h), pb, in - h, NULL, MODE_ADD, y + r * out, out, ow,
-                   relu);
-#endif
-    }
+    for (; r + 2 <= rows; r += 2)
+        rows_block(2, nv, g, s, r, in, pk, kc, h, b, mode, y, out, ow, relu);
+    if (r < rows) rows_block(1, nv, g, s, r, in, pk, kc, h, b, mode, y, out, ow, relu);
 }
 
 /* panel_rows for the panel's live vectors, nv = ceil(ow / VW). */
-static inline __attribute__((always_inline)) void panel_nv(int g, xsrc s, size_t rows, size_t in,
-                                                           const float *pk, size_t kc, size_t h,
-                                                           const float *b, int mode, float *y,
-                                                           size_t out, size_t ow, int relu) {
+static inline __attribute__((always_inline)) void
+panel_nv(int g, xsrc s, size_t rows, size_t in, const float *pk, size_t kc, size_t h,
+         const float *b, block_mode mode, float *y, size_t out, size_t ow, int relu) {
     switch ((ow + VW - 1) / VW) {
     case 1:
         panel_rows(1, g, s, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
@@ -155,12 +138,12 @@ static inline __attribute__((always_inline)) void panel_nv(int g, xsrc s, size_t
 
 /* One panel over the rows of the matrix x. */
 static void panel_run(const float *x, size_t rows, size_t in, const float *pk, size_t kc, size_t h,
-                      const float *b, int mode, float *y, size_t out, size_t ow, int relu) {
+                      const float *b, block_mode mode, float *y, size_t out, size_t ow, int relu) {
     xsrc s = {x, in, NULL, NULL};
     panel_nv(0, s, rows, in, pk, kc, h, b, mode, y, out, ow, relu);
 }
 
-/* One panel over gathered rows (xsrc.h), a packed panel of all `in` inputs. */
+/* One panel over gathered rows (blockio.h), a packed panel of all `in` inputs. */
 static void panel_run_gather(const float *const *xr, const int32_t *off, size_t rows, size_t in,
                              const float *pk, size_t h, const float *b, float *y, size_t out,
                              size_t ow, int relu) {

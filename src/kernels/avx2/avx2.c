@@ -27,7 +27,7 @@
 #include <sleef.h>
 
 #include "kernels/kernels.h"
-#include "kernels/xsrc.h"
+#include "kernels/blockio.h"
 
 #define VW 8 /* floats per vector */
 #define NV 2 /* vectors per packed panel: 16 outputs */
@@ -149,13 +149,14 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
 
 /* One register block: nr (RB_FOR(nv) or 1) rows x nv vectors of outputs (both constants after
  * inlining; the panel's vectors past ow are not computed) over kc inputs
- * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
- * y (later chunks); ow <= PANEL outputs are stored. Whole vectors use plain stores because
- * vmaskmovps stores are slow on some CPUs (AMD among them); only the panel's tail is masked. */
+ * of the packed panel pk ([kc][PANEL]), reading x through s (blockio.h). The accumulators start
+ * and end as `mode` says (blockio.h); ow <= PANEL outputs are stored. Whole vectors use plain
+ * stores because vmaskmovps stores are slow on some CPUs (AMD among them); only the panel's tail is
+ * masked. */
 static inline __attribute__((always_inline)) void block(int nr, int nv, int g, xsrc s,
                                                         const float *pk, size_t kc, const float *b,
-                                                        int first, float *y, size_t out, size_t ow,
-                                                        int relu) {
+                                                        block_mode mode, float *y, size_t out,
+                                                        size_t ow, int relu) {
     __m256 acc[RB_MAX][NV];
     __m256i m[NV];
     int whole[NV];
@@ -167,9 +168,9 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, int g, x
     }
     for (int r = 0; r < nr; r++)
         for (int v = 0; v < nv; v++) {
-            if (!first)
+            if (mode == MODE_CONT)
                 acc[r][v] = _mm256_maskload_ps(y + (size_t)r * out + (size_t)v * VW, m[v]);
-            else if (b)
+            else if (mode == MODE_FIRST && b)
                 acc[r][v] = _mm256_maskload_ps(b + (size_t)v * VW, m[v]);
             else
                 acc[r][v] = _mm256_setzero_ps();
@@ -187,6 +188,8 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, int g, x
     for (int r = 0; r < nr; r++)
         for (int v = 0; v < nv; v++) {
             float *dst = y + (size_t)r * out + (size_t)v * VW;
+            if (mode == MODE_ADD)
+                acc[r][v] = _mm256_add_ps(_mm256_maskload_ps(dst, m[v]), acc[r][v]);
             if (relu) acc[r][v] = relu_vec(acc[r][v]);
             if (whole[v])
                 _mm256_storeu_ps(dst, acc[r][v]);

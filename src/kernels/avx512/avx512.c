@@ -41,7 +41,7 @@
 
 #include "kernels/avx512bf16/bf16.h"
 #include "kernels/kernels.h"
-#include "kernels/xsrc.h"
+#include "kernels/blockio.h"
 
 #define VW 16 /* floats per vector */
 #define NV 4  /* vectors per packed panel: 64 outputs */
@@ -301,12 +301,12 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
 
 /* One register block: nr (RB_FOR(nv) or 1) rows x nv vectors of outputs (both constants after
  * inlining; the panel's vectors past ow are not computed) over kc inputs
- * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
- * y (later chunks); ow <= PANEL outputs are stored. */
+ * of the packed panel pk ([kc][PANEL]), reading x through s (blockio.h). The accumulators start
+ * and end as `mode` says (blockio.h); ow <= PANEL outputs are stored. */
 static inline __attribute__((always_inline)) void block(int nr, int nv, int g, xsrc s,
                                                         const float *pk, size_t kc, const float *b,
-                                                        int first, float *y, size_t out, size_t ow,
-                                                        int relu) {
+                                                        block_mode mode, float *y, size_t out,
+                                                        size_t ow, int relu) {
     __m512 acc[RB_MAX][NV];
     __mmask16 m[NV];
     for (int v = 0; v < nv; v++) {
@@ -315,9 +315,9 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, int g, x
     }
     for (int r = 0; r < nr; r++)
         for (int v = 0; v < nv; v++) {
-            if (!first)
+            if (mode == MODE_CONT)
                 acc[r][v] = _mm512_maskz_loadu_ps(m[v], y + (size_t)r * out + (size_t)v * VW);
-            else if (b)
+            else if (mode == MODE_FIRST && b)
                 acc[r][v] = _mm512_maskz_loadu_ps(m[v], b + (size_t)v * VW);
             else
                 acc[r][v] = _mm512_setzero_ps();
@@ -333,9 +333,12 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, int g, x
         }
     }
     for (int r = 0; r < nr; r++)
-        for (int v = 0; v < nv; v++)
-            _mm512_mask_storeu_ps(y + (size_t)r * out + (size_t)v * VW, m[v],
-                                  relu ? relu_vec(acc[r][v]) : acc[r][v]);
+        for (int v = 0; v < nv; v++) {
+            float *dst = y + (size_t)r * out + (size_t)v * VW;
+            if (mode == MODE_ADD)
+                acc[r][v] = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], dst), acc[r][v]);
+            _mm512_mask_storeu_ps(dst, m[v], relu ? relu_vec(acc[r][v]) : acc[r][v]);
+        }
 }
 
 /* One row, a split sum (panels.h, split_at): chain A over inputs [0, h) from the bias and chain B

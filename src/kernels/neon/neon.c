@@ -32,7 +32,7 @@
 #include <sleef.h>
 
 #include "kernels/kernels.h"
-#include "kernels/xsrc.h"
+#include "kernels/blockio.h"
 
 #define VW 4 /* floats per vector */
 #define NV 4 /* vectors per packed panel: 16 outputs */
@@ -192,12 +192,12 @@ static void linear_dot(const float *x, size_t rows, size_t in, const float *w, c
 
 /* One register block: nr (RB_FOR(nv) or 1) rows x nv vectors of outputs (both constants after
  * inlining; the panel's vectors past ow are not computed) over kc inputs
- * of the packed panel pk ([kc][PANEL]). The accumulators start from the bias (first chunk) or from
- * y (later chunks); ow <= PANEL outputs are stored. */
+ * of the packed panel pk ([kc][PANEL]), reading x through s (blockio.h). The accumulators start
+ * and end as `mode` says (blockio.h); ow <= PANEL outputs are stored. */
 static inline __attribute__((always_inline)) void block(int nr, int nv, int g, xsrc s,
                                                         const float *pk, size_t kc, const float *b,
-                                                        int first, float *y, size_t out, size_t ow,
-                                                        int relu) {
+                                                        block_mode mode, float *y, size_t out,
+                                                        size_t ow, int relu) {
     float32x4_t acc[RB_MAX][NV];
     size_t m[NV]; /* outputs of vector v to load and store */
     for (int v = 0; v < nv; v++) {
@@ -206,9 +206,9 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, int g, x
     }
     for (int r = 0; r < nr; r++)
         for (int v = 0; v < nv; v++) {
-            if (!first)
+            if (mode == MODE_CONT)
                 acc[r][v] = load_part(y + (size_t)r * out + (size_t)v * VW, m[v]);
-            else if (b)
+            else if (mode == MODE_FIRST && b)
                 acc[r][v] = load_part(b + (size_t)v * VW, m[v]);
             else
                 acc[r][v] = vdupq_n_f32(0.0f);
@@ -224,9 +224,11 @@ static inline __attribute__((always_inline)) void block(int nr, int nv, int g, x
         }
     }
     for (int r = 0; r < nr; r++)
-        for (int v = 0; v < nv; v++)
-            store_part(y + (size_t)r * out + (size_t)v * VW, relu ? relu_vec(acc[r][v]) : acc[r][v],
-                       m[v]);
+        for (int v = 0; v < nv; v++) {
+            float *dst = y + (size_t)r * out + (size_t)v * VW;
+            if (mode == MODE_ADD) acc[r][v] = vaddq_f32(load_part(dst, m[v]), acc[r][v]);
+            store_part(dst, relu ? relu_vec(acc[r][v]) : acc[r][v], m[v]);
+        }
 }
 
 /* The packed path's arithmetic without the packing, for a few rows (packing W would cost more

@@ -1,15 +1,23 @@
-/* xsrc.h: where the SIMD tables' register blocks (block() in avx2/, avx512/, neon/; panels.h)
- * read their inputs. Either a matrix, row r's input k at x[r * in + k], or a gather, row r's input
- * k at rows[r][off[k]]: the implicit-GEMM convolution (kernels.h, linear_packed_gather), whose row
- * r is output pixel r's window read where it lies (rows[r] at the window's origin, off[k] input
- * k's place within any window), so the im2col matrix is never written. Which one is a constant
- * after inlining: the callers pass a literal `gather`, so each block is compiled once per kind.
+/* blockio.h: how the SIMD tables' register blocks (block() in avx2/, avx512/, neon/; panels.h)
+ * start and end (block_mode), and where they read their inputs (xsrc). Inputs come from either a
+ * matrix, row r's input k at x[r * in + k], or a gather, row r's input k at rows[r][off[k]]: the
+ * implicit-GEMM convolution (kernels.h, linear_packed_gather), whose row r is output pixel r's
+ * window read where it lies (rows[r] at the window's origin, off[k] input k's place within any
+ * window), so the im2col matrix is never written. Which one is a constant after inlining: the
+ * callers pass a literal `gather`, so each block is compiled once per kind.
  */
-#ifndef CRL_KERNELS_XSRC_H
-#define CRL_KERNELS_XSRC_H
+#ifndef CRL_KERNELS_BLOCKIO_H
+#define CRL_KERNELS_BLOCKIO_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* How a block starts and ends. */
+typedef enum block_mode {
+    MODE_FIRST, /* from the bias (or +0); store */
+    MODE_CONT,  /* from y (a later chunk of the same chain); store */
+    MODE_ADD    /* from +0; store y + the sum (the second chain of a split, panels.h split_at) */
+} block_mode;
 
 typedef struct xsrc {
     const float *x;           /* the matrix (gather 0) */
