@@ -619,6 +619,83 @@ static void test_relu_fusion(void **state) {
     crl_test_isa_default();
 }
 
+/* Sibling heads (graph.c, merge_heads): x -> LINEAR 6 -> 24, RELU, then two heads of `o1` and
+ * `o2` outputs on it (biases on both or neither), CONCAT(second, first). Where the table runs an
+ * (o1 + o2)-output layer as dot products, the heads become one LINEAR and two SLICEs (one node
+ * more) and every output keeps the bits of the heads run alone by the table's linear; otherwise
+ * (too wide for the table, one head without a bias, generic) nothing merges. Batches 1, 5, 40. */
+static void test_heads_merged(void **state) {
+    (void)state;
+    crl_err err = {{0}};
+    enum { IN = 6, H = 24, MAXO = 16, ROWS = 40 };
+    static float w0[H * IN], b0[H], wh[2][MAXO * H], bh[2][MAXO], x[ROWS * IN];
+    for (size_t i = 0; i < H * IN; i++)
+        w0[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
+    for (size_t i = 0; i < H; i++)
+        b0[i] = (float)((i * 13) % 7) / 5.0f - 0.6f;
+    for (size_t h = 0; h < 2; h++)
+        for (size_t i = 0; i < MAXO * H; i++)
+            wh[h][i] = (float)((i * (29 + h) + h) % 31) / 15.3f - 1.0f;
+    for (size_t h = 0; h < 2; h++)
+        for (size_t i = 0; i < MAXO; i++)
+            bh[h][i] = (float)((i * 7 + h) % 5) / 3.0f - 0.5f;
+    for (size_t i = 0; i < ROWS * IN; i++)
+        x[i] = (float)((i * 17) % 11) / 3.0f - 1.7f;
+    static const size_t cases[][3] = {{1, 5, 1}, {3, 3, 1}, {4, 4, 0}, {8, 8, 1}, {2, 3, 2}};
+    static const size_t batches[] = {1, 5, ROWS};
+    unsigned isas = crl_kernels_isas_for(crl_hw_cpu_features());
+    int merged_somewhere = 0;
+    for (size_t t = 0; t < CRL_TEST_N_TABLES; t++) {
+        if (!crl_test_covers(crl_test_tables[t])) continue;
+        const crl_kernels_t *k = crl_kernels_choose(isas, crl_test_tables[t]);
+        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+            size_t o1 = cases[c][0], o2 = cases[c][1], o = o1 + o2;
+            /* bias: 1 both heads, 0 neither, 2 the first only (no merge) */
+            const float *bias1 = cases[c][2] ? bh[0] : NULL,
+                        *bias2 = cases[c][2] == 1 ? bh[1] : NULL;
+            int merge = k->pack_size != NULL && k->pack_size(H, o) == 0 && cases[c][2] != 2;
+            merged_somewhere |= merge;
+            crl_nn_graph_t *g = new_graph(IN);
+            size_t a, r, h1, h2, out;
+            assert_int_equal(crl_nn_graph_linear(g, 0, w0, b0, IN, H, &a, &err), CRL_OK);
+            assert_int_equal(crl_nn_graph_node(g, CRL_NN_RELU, &a, 1, NULL, &r, &err), CRL_OK);
+            assert_int_equal(crl_nn_graph_linear(g, r, wh[0], bias1, H, o1, &h1, &err), CRL_OK);
+            assert_int_equal(crl_nn_graph_linear(g, r, wh[1], bias2, H, o2, &h2, &err), CRL_OK);
+            crl_nn_attrs at;
+            crl_nn_attrs_init(&at);
+            at.axis = 1;
+            assert_int_equal(
+                crl_nn_graph_node(g, CRL_NN_CONCAT, (size_t[]){h2, h1}, 2, &at, &out, &err),
+                CRL_OK);
+            assert_int_equal(crl_nn_graph_set_output(g, out, &err), CRL_OK);
+            assert_int_equal(crl_nn_graph_finish(g, &err), CRL_OK);
+            assert_int_equal(crl_nn_graph_num_ops(g), 5 + (size_t)merge);
+            crl_nn_ws_t *ws = NULL;
+            assert_int_equal(crl_nn_ws_new(g, ROWS, &ws), CRL_OK);
+            for (size_t bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++) {
+                size_t n = batches[bi];
+                float hid[ROWS * H], y1[ROWS * MAXO], y2[ROWS * MAXO], y[ROWS * 2 * MAXO];
+                k->linear(x, n, IN, w0, b0, H, hid);
+                k->relu(hid, n * H);
+                k->linear(hid, n, H, wh[0], bias1, o1, y1);
+                k->linear(hid, n, H, wh[1], bias2, o2, y2);
+                assert_int_equal(crl_nn_run(g, ws, x, n, y), CRL_OK);
+                for (size_t i = 0; i < n; i++)
+                    if (memcmp(y + i * o, y2 + i * o2, o2 * sizeof(float)) != 0 ||
+                        memcmp(y + i * o + o2, y1 + i * o1, o1 * sizeof(float)) != 0)
+                        fail_msg(
+                            "%s: heads %zu + %zu (bias %zu), batch %zu, row %zu differ from the "
+                            "heads run alone",
+                            k->name, o1, o2, cases[c][2], n, i);
+            }
+            crl_nn_ws_free(ws);
+            crl_nn_graph_free(g);
+        }
+    }
+    crl_test_isa_default();
+    if (!merged_somewhere) print_message("[  NOTE    ] no table here merges heads\n");
+}
+
 /* The memory plan: values whose live ranges meet never share memory (but for an elementwise node
  * writing over the input it reads last), the arena is no larger
  * than the sum of the slots, and a long chain reuses memory (smaller than the sum). */
@@ -1353,6 +1430,7 @@ int main(void) {
         cmocka_unit_test(test_batchnorm_fold),
         cmocka_unit_test(test_memory_plan),
         cmocka_unit_test(test_relu_fusion),
+        cmocka_unit_test(test_heads_merged),
         cmocka_unit_test(test_conv_stride_pad_dilation_groups),
         cmocka_unit_test(test_conv_activation_fused),
         cmocka_unit_test(test_conv_chain_nhwc),
