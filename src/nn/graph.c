@@ -1849,6 +1849,15 @@ static crl_status insert_node(crl_nn_graph_t *g, size_t pos, nn_node **node, crl
     return CRL_OK;
 }
 
+/* Whether two shapes are the same (rank, batch axis and dimensions; a memcmp would also compare
+ * the struct's padding and the unused dimensions). */
+static int same_shape(const crl_nn_shape *a, const crl_nn_shape *b) {
+    if (a->rank != b->rank || a->batched != b->batched) return 0;
+    for (size_t i = 0; i < a->rank; i++)
+        if (a->d[i] != b->d[i]) return 0;
+    return 1;
+}
+
 /* n becomes a SLICE of value v (shape vs) along its last axis, columns [c0, c1), writing `out`. */
 static crl_status make_column_slice(nn_node *n, size_t v, const crl_nn_shape *vs, size_t c0,
                                     size_t c1, size_t out, crl_err *err) {
@@ -1866,7 +1875,7 @@ static crl_status make_column_slice(nn_node *n, size_t v, const crl_nn_shape *vs
     n->a.ends[0] = (int64_t)c1;
     n->a.steps[0] = 1;
     crl_status st = crl_nn__infer_slice(vs, &n->a, &n->osh, err);
-    if (st == CRL_OK && memcmp(&n->osh, &want, sizeof(want)) != 0)
+    if (st == CRL_OK && !same_shape(&n->osh, &want))
         st = crl_err_set(err, CRL_EINVAL, "merging heads: the slice's shape is not the head's");
     return st;
 }
@@ -1888,7 +1897,7 @@ static crl_status merge_heads(crl_nn_graph_t *g, const crl_kernels_t *k, crl_err
             nn_node *a = &g->nodes[i], *b = &g->nodes[j];
             if (b->op != CRL_NN_LINEAR || b->in[0] != a->in[0] || b->k_in != a->k_in ||
                 (a->b == NULL) != (b->b == NULL) || k->pack_size(a->k_in, a->k_out + b->k_out) ||
-                memcmp(&a->ish[0], &b->ish[0], sizeof(a->ish[0])) != 0)
+                !same_shape(&a->ish[0], &b->ish[0]))
                 continue;
             size_t o1 = a->k_out, o = o1 + b->k_out, in = a->k_in;
             float *w = alloc_floats(o * in), *bias = a->b ? alloc_floats(o) : NULL;
