@@ -250,6 +250,12 @@ static void assert_same_bits(const float *got, const float *want, size_t n, cons
         }
 }
 
+/* An output of n floats: nothing written around it (check_guards), and want's bits in it. */
+static void assert_output(const float *y, const float *want, size_t n, const char *what) {
+    check_guards(y, n, what);
+    assert_same_bits(y, want, n, what, n);
+}
+
 /* The SLEEF functions: within ACT_TOL of libm, and the same bits for NaN (the input's own), +-0
  * and +-inf inputs. */
 #define ACT_TOL 2e-7
@@ -671,8 +677,7 @@ static void check_gather(const crl_kernels_t *k, const float *x, size_t rows, si
         k->linear_packed_gather(xr, rows, off, in, pb, b, out, y, relu);
         snprintf(what, sizeof(what), "%s linear_packed_gather rows=%zu in=%zu out=%zu relu=%d",
                  k->name, rows, in, out, relu);
-        check_guards(y, rows * out, what);
-        assert_same_bits(y, ry, rows * out, what, rows * out);
+        assert_output(y, ry, rows * out, what);
     }
     free(img);
     free(ry);
@@ -709,8 +714,7 @@ static void check_packed(const crl_kernels_t *k, size_t rows, size_t in, size_t 
     char what[128];
     snprintf(what, sizeof(what), "%s linear_packed rows=%zu in=%zu out=%zu bias=%d offset=%zu",
              k->name, rows, in, out, bias, offset);
-    check_guards(y, rows * out, what);
-    assert_same_bits(y, ref, rows * out, what, rows * out);
+    assert_output(y, ref, rows * out, what);
     check_gather(k, x, rows, in, pb, b, out, ref, offset);
     free(xb);
     free(wb);
@@ -779,8 +783,7 @@ static void check_relu_epilogue(const crl_kernels_t *k, size_t rows, size_t in, 
     k->linear(x, rows, in, w, b, out, ref);
     k->relu(ref, rows * out);
     k->linear_relu(x, rows, in, w, b, out, y);
-    check_guards(y, rows * out, what);
-    assert_same_bits(y, ref, rows * out, what, rows * out);
+    assert_output(y, ref, rows * out, what);
     size_t np = k->pack_size ? k->pack_size(in, out) : 0;
     if (np > 0) {
         pb = aligned_alloc(64, (np * sizeof(float) + 63) & ~(size_t)63);
@@ -791,8 +794,7 @@ static void check_relu_epilogue(const crl_kernels_t *k, size_t rows, size_t in, 
         k->linear_packed_relu(x, rows, in, pb, b, out, y);
         snprintf(what, sizeof(what), "%s linear_packed_relu rows=%zu in=%zu out=%zu bias=%d",
                  k->name, rows, in, out, bias);
-        check_guards(y, rows * out, what);
-        assert_same_bits(y, ref, rows * out, what, rows * out);
+        assert_output(y, ref, rows * out, what);
     }
     free(xb);
     free(wb);
